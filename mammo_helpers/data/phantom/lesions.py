@@ -1,0 +1,296 @@
+"""Lesions of the phantom: masses, calcification clusters, architectural distortion, asymmetry.
+
+A lesion is sampled once per breast in physical units (position given as depth from the
+nipple plus a relative lateral position per view, size in mm, morphology) and rendered in
+each view as a path-length map (mm of lesion material along each ray) plus an exact mask.
+Malignancy follows published positive predictive values of the morphology (Liberman 1998;
+BI-RADS calcification PPVs), so the image carries the cues a reader would use.
+Used by the generator (notebook 00) and so by notebooks 02-05.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+LESION_KINDS = ("mass", "calcification", "architectural_distortion", "asymmetry")
+
+MASS_SHAPES = ("round", "oval", "lobular", "irregular")
+MASS_MARGINS = ("circumscribed", "obscured", "microlobulated", "indistinct", "spiculated")
+CALC_MORPHOLOGIES = (
+    "punctate",
+    "amorphous",
+    "coarse_heterogeneous",
+    "fine_pleomorphic",
+    "fine_linear",
+)
+ASYMMETRY_TYPES = ("one_view", "focal", "global")
+
+# P(malignant | morphology): Liberman et al. AJR 1998; BI-RADS 5th ed. PPV ranges
+_P_MALIGNANT_MARGIN = {
+    "circumscribed": 0.03,
+    "obscured": 0.15,
+    "microlobulated": 0.5,
+    "indistinct": 0.55,
+    "spiculated": 0.81,
+}
+_P_MALIGNANT_CALC = {
+    "punctate": 0.02,
+    "amorphous": 0.08,
+    "coarse_heterogeneous": 0.2,
+    "fine_pleomorphic": 0.55,
+    "fine_linear": 0.8,
+}
+_P_MALIGNANT_ASYM = {"one_view": 0.02, "focal": 0.1, "global": 0.03}
+P_MALIGNANT_DISTORTION = 0.7
+
+
+@dataclass
+class Lesion:
+    """One lesion of one breast, in physical units shared by its views."""
+
+    kind: str
+    malignant: bool
+    subtype: str  # margin / calcification morphology / asymmetry type
+    nipple_depth_mm: float  # posterior distance from the nipple (same in CC and MLO)
+    lateral: dict  # view -> relative position in [-1, 1] across the breast at that depth
+    size_mm: float  # mass diameter, cluster extent, distortion radius, asymmetry diameter
+    params: dict = field(default_factory=dict)
+    views: tuple[str, ...] = ("CC", "MLO")
+
+    @property
+    def label(self) -> str:
+        return "asymmetry" if self.kind == "asymmetry" else self.kind
+
+
+def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
+    """Draw morphology, size, malignancy and position for a lesion of ``kind``."""
+    depth_frac = float(rng.uniform(0.2, 0.85))
+    lateral = {"CC": float(rng.uniform(-0.6, 0.6)), "MLO": float(rng.uniform(-0.5, 0.6))}
+    params: dict = {"depth_frac": depth_frac, "z_frac": float(rng.uniform(-0.15, 0.15))}
+    views: tuple[str, ...] = ("CC", "MLO")
+    if kind == "mass":
+        margin = str(rng.choice(MASS_MARGINS, p=[0.3, 0.15, 0.1, 0.2, 0.25]))
+        shape = str(
+            rng.choice(MASS_SHAPES, p=[0.2, 0.35, 0.15, 0.3])
+            if margin != "spiculated"
+            else rng.choice(["irregular", "round"], p=[0.8, 0.2])
+        )
+        size = float(np.clip(rng.lognormal(np.log(12.0), 0.4), 5.0, 35.0))
+        p_mal = _P_MALIGNANT_MARGIN[margin] * (1.3 if shape == "irregular" else 1.0)
+        malignant = bool(rng.random() < min(p_mal, 0.95))
+        n_harm = 8
+        rough = {"round": 0.03, "oval": 0.05, "lobular": 0.12, "irregular": 0.2}[shape]
+        amps = rng.normal(0.0, rough, n_harm) / np.arange(2, 2 + n_harm) ** 0.8
+        params.update(
+            shape=shape,
+            elongation=float(rng.uniform(1.0, 1.6) if shape != "round" else rng.uniform(1, 1.1)),
+            orientation=float(rng.uniform(0, np.pi)),
+            harmonics=amps.tolist(),
+            phases=rng.uniform(0, 2 * np.pi, n_harm).tolist(),
+            density_ratio=float(rng.uniform(1.02, 1.10)),  # mu_mass / mu_gland
+            n_spicules=int(rng.integers(8, 25)) if margin == "spiculated" else 0,
+            spicule_seed=int(rng.integers(2**31)),
+            occult_view=(str(rng.choice(["CC", "MLO"])) if rng.random() < 0.08 else None),
+        )
+        return Lesion("mass", malignant, margin, depth_frac, lateral, size, params, views)
+    if kind == "calcification":
+        morph = str(rng.choice(CALC_MORPHOLOGIES, p=[0.25, 0.2, 0.15, 0.25, 0.15]))
+        malignant = bool(rng.random() < _P_MALIGNANT_CALC[morph])
+        distribution = (
+            "linear" if morph == "fine_linear" else str(rng.choice(["grouped", "segmental"], p=[0.8, 0.2]))
+        )
+        size = float(np.clip(rng.lognormal(np.log(11.0), 0.35), 5.0, 30.0))
+        n = int(rng.integers(5, 25))
+        params.update(
+            distribution=distribution,
+            n_calcs=n,
+            seed=int(rng.integers(2**31)),
+            mu_ratio=float(rng.uniform(12.0, 25.0)),  # mu_calc / mu_gland
+        )
+        return Lesion("calcification", malignant, morph, depth_frac, lateral, size, params, views)
+    if kind == "architectural_distortion":
+        malignant = bool(rng.random() < P_MALIGNANT_DISTORTION)
+        size = float(rng.uniform(14.0, 30.0))
+        params.update(
+            n_lines=int(rng.integers(10, 22)),
+            warp=float(rng.uniform(0.15, 0.3)),
+            seed=int(rng.integers(2**31)),
+        )
+        return Lesion("architectural_distortion", malignant, "distortion", depth_frac, lateral, size, params, views)
+    if kind == "asymmetry":
+        sub = str(rng.choice(ASYMMETRY_TYPES, p=[0.3, 0.55, 0.15]))
+        malignant = bool(rng.random() < _P_MALIGNANT_ASYM[sub])
+        size = float(rng.uniform(50.0, 80.0) if sub == "global" else rng.uniform(18.0, 40.0))
+        if sub == "one_view":
+            views = (str(rng.choice(["CC", "MLO"])),)
+        params.update(boost=float(rng.uniform(1.2, 2.2)))
+        return Lesion("asymmetry", malignant, sub, depth_frac, lateral, size, params, views)
+    raise ValueError(f"unknown lesion kind {kind!r}; expected one of {LESION_KINDS}")
+
+
+def lesion_centre_mm(lesion: Lesion, geom) -> tuple[float, float]:
+    """(u, v) of the lesion centre in the view's breast frame."""
+    u = geom.depth_mm * (1.0 - lesion.nipple_depth_mm)
+    upper = lesion.lateral[geom.view] < 0
+    hw = float(geom.half_width(np.array([u]), np.array([upper]))[0])
+    if geom.view == "MLO" and upper:
+        hw = min(hw, geom.half_width_lo_mm * 1.2)
+    v = geom.nipple_v_mm + lesion.lateral[geom.view] * hw
+    return u, v
+
+
+@dataclass
+class RenderedLesion:
+    path_mm: np.ndarray  # path length of lesion material (mm), full image grid
+    mask: np.ndarray  # bool, exact lesion extent on the image grid
+    mu_ratio: float  # attenuation of the material relative to glandular tissue
+    blur_mm: float  # margin blur (indistinct / obscured margins)
+    replaces_tissue: bool  # masses replace tissue; calcifications add to it
+
+
+def _disk_grid(centre_rc, radius_px, shape):
+    r0 = max(int(centre_rc[0] - radius_px) - 2, 0)
+    r1 = min(int(centre_rc[0] + radius_px) + 3, shape[0])
+    c0 = max(int(centre_rc[1] - radius_px) - 2, 0)
+    c1 = min(int(centre_rc[1] + radius_px) + 3, shape[1])
+    rr, cc = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+    return (slice(r0, r1), slice(c0, c1)), rr, cc
+
+
+def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness: float):
+    """Draw ``lesion`` around ``centre_rc`` (pixels) on a grid of ``shape``."""
+    path = np.zeros(shape, dtype=np.float32)
+    mask = np.zeros(shape, dtype=bool)
+    s = spacing_mm
+    p = lesion.params
+    if lesion.kind == "mass":
+        radius = lesion.size_mm / 2
+        sl, rr, cc = _disk_grid(centre_rc, 3.2 * radius / s, shape)
+        dy = (rr - centre_rc[0]) * s
+        dx = (cc - centre_rc[1]) * s
+        ang = p["orientation"]
+        xr = dx * np.cos(ang) + dy * np.sin(ang)
+        yr = -dx * np.sin(ang) + dy * np.cos(ang)
+        e = p["elongation"]
+        rad = np.hypot(xr / np.sqrt(e), yr * np.sqrt(e))
+        theta = np.arctan2(yr, xr)
+        r_theta = np.ones_like(theta)
+        for k, (a, ph) in enumerate(zip(p["harmonics"], p["phases"], strict=True), start=2):
+            r_theta = r_theta + a * np.cos(k * theta + ph)
+        if lesion.subtype == "microlobulated":
+            r_theta = r_theta + 0.04 * np.cos(14 * theta + p["phases"][0])
+        r_theta = radius * np.clip(r_theta, 0.5, 1.6)
+        inside = rad < r_theta
+        chord = 2.0 * np.sqrt(np.clip(r_theta**2 - rad**2, 0.0, None)) * 0.8
+        path[sl] = np.where(inside, chord, 0.0)
+        mask[sl] = inside
+        if p.get("n_spicules", 0):
+            srng = np.random.default_rng(p["spicule_seed"])
+            canvas = np.zeros(rr.shape, dtype=np.float32)
+            origin = np.array([centre_rc[1] - sl[1].start, centre_rc[0] - sl[0].start])
+            for _ in range(p["n_spicules"]):
+                phi = srng.uniform(0, 2 * np.pi)
+                length = radius * srng.uniform(1.2, 2.6) / s
+                width = max(srng.uniform(0.3, 0.9) / s, 1.0)
+                end = origin + length * np.array([np.cos(phi), np.sin(phi)])
+                cv2.line(
+                    canvas,
+                    tuple(int(x) for x in origin),
+                    tuple(int(x) for x in end),
+                    float(srng.uniform(0.6, 1.4)),
+                    thickness=int(round(width)),
+                    lineType=cv2.LINE_AA,
+                )
+            taper = np.exp(-np.clip(rad - r_theta, 0, None) / (radius * 0.9))
+            path[sl] = np.maximum(path[sl], canvas * taper * radius * 0.25)
+        blur = {"circumscribed": 0.0, "obscured": 1.0, "microlobulated": 0.2, "indistinct": 1.2}
+        return RenderedLesion(path, mask, p["density_ratio"], blur.get(lesion.subtype, 0.3), True)
+
+    if lesion.kind == "calcification":
+        crng = np.random.default_rng(p["seed"])
+        n = p["n_calcs"]
+        extent = lesion.size_mm
+        morph = lesion.subtype
+        if p["distribution"] == "linear":
+            phi = crng.uniform(0, np.pi)
+            tpos = crng.uniform(-extent / 2, extent / 2, n)
+            off = crng.normal(0, 0.6, n)
+            pts = np.stack(
+                [tpos * np.sin(phi) + off * np.cos(phi), tpos * np.cos(phi) - off * np.sin(phi)], 1
+            )
+        else:
+            spread = extent / 4 if p["distribution"] == "grouped" else extent / 3
+            pts = crng.normal(0, spread, (n, 2))
+            pts = np.clip(pts, -extent / 2, extent / 2)
+        size_range = {
+            "punctate": (0.25, 0.45),
+            "amorphous": (0.1, 0.25),
+            "coarse_heterogeneous": (0.35, 0.8),
+            "fine_pleomorphic": (0.12, 0.45),
+            "fine_linear": (0.12, 0.3),
+        }[morph]
+        sl, rr, cc = _disk_grid(centre_rc, (extent / 2 + 2.0) / s, shape)
+        local = np.zeros(rr.shape, dtype=np.float32)
+        for (py, px) in pts:
+            d = crng.uniform(*size_range)
+            elong = crng.uniform(2.5, 5.0) if morph == "fine_linear" else crng.uniform(1.0, 1.6)
+            ang = crng.uniform(0, np.pi)
+            dy = (rr - centre_rc[0]) * s - py
+            dx = (cc - centre_rc[1]) * s - px
+            xr = dx * np.cos(ang) + dy * np.sin(ang)
+            yr = -dx * np.sin(ang) + dy * np.cos(ang)
+            # pixel-integrated ellipsoid: Gaussian footprint with the sphere's volume
+            sig_x = max(d * elong / 2.5, 0.45 * s)
+            sig_y = max(d / 2.5, 0.45 * s)
+            volume = np.pi / 6 * d**3 * elong
+            local += (volume / (2 * np.pi * sig_x * sig_y)) * np.exp(
+                -0.5 * ((xr / sig_x) ** 2 + (yr / sig_y) ** 2)
+            ).astype(np.float32)
+        path[sl] = local
+        # cluster extent: convex hull of the calcifications grown by 1 mm
+        pix = np.stack([centre_rc[1] + pts[:, 1] / s, centre_rc[0] + pts[:, 0] / s], 1)
+        hull = cv2.convexHull(pix.astype(np.float32)).astype(np.int32)
+        m8 = np.zeros(shape, dtype=np.uint8)
+        cv2.fillConvexPoly(m8, hull, 1)
+        grow = max(int(round(1.0 / s)), 1)
+        m8 = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        mask = m8.astype(bool)
+        return RenderedLesion(path, mask, p["mu_ratio"], 0.0, False)
+
+    if lesion.kind == "architectural_distortion":
+        drng = np.random.default_rng(p["seed"])
+        radius = lesion.size_mm / 2
+        sl, rr, cc = _disk_grid(centre_rc, radius / s + 2, shape)
+        canvas = np.zeros(rr.shape, dtype=np.float32)
+        origin = np.array([centre_rc[1] - sl[1].start, centre_rc[0] - sl[0].start])
+        for _ in range(p["n_lines"]):
+            phi = drng.uniform(0, 2 * np.pi)
+            start = drng.uniform(0.05, 0.25) * radius / s
+            length = drng.uniform(0.6, 1.0) * radius / s
+            width = max(drng.uniform(0.2, 0.5) / s, 1.0)
+            a = origin + start * np.array([np.cos(phi), np.sin(phi)])
+            b = origin + length * np.array([np.cos(phi), np.sin(phi)])
+            cv2.line(
+                canvas,
+                tuple(int(x) for x in a),
+                tuple(int(x) for x in b),
+                float(drng.uniform(0.5, 1.0)),
+                thickness=int(round(width)),
+                lineType=cv2.LINE_AA,
+            )
+        path[sl] = canvas * 1.5
+        rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
+        mask[sl] = rad < radius * 0.8
+        return RenderedLesion(path, mask, 1.0, 0.0, True)
+
+    if lesion.kind == "asymmetry":
+        # drawn through the tissue model (a raised glandular envelope); the mask is the region
+        radius = lesion.size_mm / 2
+        sl, rr, cc = _disk_grid(centre_rc, radius / s, shape)
+        rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
+        mask[sl] = rad < radius
+        return RenderedLesion(path, mask, 1.0, 0.0, True)
+    raise ValueError(f"unknown lesion kind {lesion.kind!r}")
