@@ -1,0 +1,391 @@
+"""Tests for mammo_helpers.preprocess on small synthetic 'breasts' built here."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+from sklearn.preprocessing import minmax_scale
+
+from mammo_helpers.preprocess import (
+    IMAGENET_NORMALISATION,
+    PAPER_INPUT_SIZES,
+    BoxTransform,
+    clahe,
+    clahe_fusion,
+    crop,
+    crop_boxes,
+    featurewise_mean,
+    flip_boxes,
+    flip_to_laterality,
+    infer_laterality,
+    otsu_breast_mask,
+    pipeline_correlax,
+    pipeline_domain_shift,
+    pipeline_xai_iou,
+    remove_burned_in_text,
+    resize,
+    resize_boxes,
+    roi_box,
+    scale_to_unit,
+    to_uint8,
+    to_uint16,
+)
+
+H, W = 240, 180
+LESION_L = (40, 100, 60, 118)  # (x0, y0, x1, y1) of a bright square lesion in a left breast
+
+
+def make_breast(side="L", *, label=True, lesion=False, seed=0, h=H, w=W):
+    """Half-ellipse breast (chest wall at column 0 for 'L') with texture on a dark noisy
+    background, optional bright text label in the top corner away from the chest wall and an
+    optional bright square lesion. Returns (img, ellipse_mask, label_mask, lesion_box)."""
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[0:h, 0:w]
+    a, b, cy = 0.7 * w, 0.42 * h, h / 2
+    ellipse = ((cc + 0.5) / a) ** 2 + ((rr + 0.5 - cy) / b) ** 2 <= 1.0
+    texture = ndimage.gaussian_filter(rng.normal(size=(h, w)), 3)
+    texture = 0.06 * texture / texture.std()
+    breast = 0.38 + 0.15 * (1 - cc / a) + texture
+    img = 0.03 + 0.01 * rng.normal(size=(h, w))
+    img[ellipse] = breast[ellipse]
+    label_mask = np.zeros((h, w), bool)
+    if label:
+        label_mask[0:12, w - 45 : w - 10] = True  # text label touching the border
+        label_mask[200:204, w - 22 : w - 18] = True  # marker floating in the background
+        img[label_mask] = 0.9
+    box = None
+    if lesion:
+        x0, y0, x1, y1 = LESION_L
+        img[y0:y1, x0:x1] = 1.0
+        box = LESION_L
+    if side == "R":
+        img, ellipse, label_mask = img[:, ::-1], ellipse[:, ::-1], label_mask[:, ::-1]
+        if box is not None:
+            box = (w - box[2], box[1], w - box[0], box[3])
+    return np.ascontiguousarray(np.clip(img, 0.0, 1.0)), ellipse.copy(), label_mask.copy(), box
+
+
+def bbox_of(mask):
+    """(x0, y0, x1, y1) end-exclusive bounding box of a boolean mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=float)
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+# ----------------------------------------------------------------------------- intensity
+def test_scale_to_unit_range_and_constant():
+    img, *_ = make_breast()
+    out = scale_to_unit((img * 4000).astype(np.uint16))
+    assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0
+    const = scale_to_unit(np.full((5, 7), 123, np.uint16))
+    assert const.dtype == np.float32 and not const.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=6, max_size=6),
+    st.integers(1, 4),
+)
+def test_scale_to_unit_matches_sklearn_minmax(vals, reps):
+    x = np.tile(np.asarray(vals), (reps, 1))
+    assume(np.ptp(x) > 1e-3)
+    ref = minmax_scale(x.ravel()).reshape(x.shape)
+    np.testing.assert_allclose(scale_to_unit(x), ref, atol=1e-6)
+
+
+def test_scale_to_unit_percentiles_inside_mask():
+    img = np.full((10, 11), 1000.0)
+    mask = np.zeros_like(img, bool)
+    mask[0:10, 0:10] = True
+    img[0:10, 0:10] = np.linspace(0, 100, 100).reshape(10, 10)  # 0..100 inside, 1000 outside
+    out = scale_to_unit(img, mask=mask, low_pct=10, high_pct=90)
+    # inside the mask the 10th / 90th percentiles are 10 and 90
+    assert out[0, 0] == 0.0  # 0 -> clipped at lo
+    assert out[:, 10].min() == 1.0  # 1000 outside the mask -> clipped at 1
+    i = np.argmin(np.abs(img[mask] - 50))
+    np.testing.assert_allclose(out[mask][i], (img[mask][i] - 10) / 80, rtol=1e-5)
+
+
+def test_to_uint_conversions():
+    x = np.array([[-0.1, 0.0, 0.5, 1.0, 1.2]])
+    np.testing.assert_array_equal(to_uint8(x), [[0, 0, 128, 255, 255]])
+    np.testing.assert_array_equal(to_uint16(x), [[0, 0, 32768, 65535, 65535]])
+    assert to_uint8(x).dtype == np.uint8 and to_uint16(x).dtype == np.uint16
+
+
+# ----------------------------------------------------------------------------- CLAHE
+@pytest.mark.parametrize(("clip", "grid"), [(1.0, (8, 8)), (2.0, (8, 8)), (2.0, (4, 6))])
+def test_clahe_matches_opencv(clip, grid):
+    img01 = scale_to_unit(make_breast()[0])
+    u8 = np.rint(img01 * 255).astype(np.uint8)
+    ref = cv2.createCLAHE(clipLimit=clip, tileGridSize=(grid[1], grid[0])).apply(u8)
+    out = clahe(img01, clip, grid)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(np.rint(out * 255).astype(np.uint8), ref)
+
+
+def test_clahe_fusion_channels_and_background():
+    img01 = scale_to_unit(make_breast()[0])
+    fused = clahe_fusion(img01)
+    mask = otsu_breast_mask(img01)
+    assert fused.shape == (H, W, 3) and fused.dtype == np.float32
+    np.testing.assert_array_equal(fused[..., 0][mask], img01[mask])
+    assert not fused[~mask].any()  # background exactly 0 in every channel (label included)
+    patch = (slice(100, 140), slice(15, 55))  # textured area inside the breast
+    stds = [fused[patch + (c,)].std() for c in range(3)]
+    assert stds[1] > 1.2 * stds[0] and stds[2] > 1.2 * stds[0]
+    assert stds[2] > stds[1]
+    assert not np.array_equal(fused[..., 1], fused[..., 2])
+
+
+def test_clahe_fusion_given_background():
+    img01 = scale_to_unit(make_breast(label=False)[0])
+    bg = np.zeros(img01.shape, bool)
+    bg[:, :10] = True
+    fused = clahe_fusion(img01, background=bg)
+    assert not fused[:, :10].any()
+    np.testing.assert_array_equal(fused[:, 10:, 0], img01[:, 10:])
+    with pytest.raises(ValueError, match="background"):
+        clahe_fusion(img01, background=bg[:5])
+
+
+# ----------------------------------------------------------------------------- breast mask
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_otsu_mask_matches_ellipse_and_drops_label(side):
+    img, ellipse, label, _ = make_breast(side)
+    for arr in (img, (np.clip(img, 0, 1) * 65535).astype(np.uint16)):
+        mask = otsu_breast_mask(arr)
+        assert mask.dtype == bool
+        assert iou(mask, ellipse) > 0.95
+        assert not (mask & label).any()
+    both = otsu_breast_mask(img, keep="all")
+    assert both[label].all()
+
+
+def test_otsu_mask_fills_holes():
+    img, ellipse, *_ = make_breast(label=False)
+    img[110:120, 30:40] = 0.0  # dark fat lobule inside the breast
+    assert otsu_breast_mask(img)[110:120, 30:40].all()
+
+
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_roi_box_is_ellipse_bbox(side):
+    img, ellipse, *_ = make_breast(side)
+    box = roi_box(img)
+    assert all(isinstance(v, int) for v in box)
+    np.testing.assert_allclose(box, bbox_of(ellipse), atol=2)
+    x0, y0, x1, y1 = roi_box(img, margin=5)
+    ref = bbox_of(ellipse) + np.array([-5, -5, 5, 5])
+    ref = np.clip(ref, 0, [W, H, W, H])
+    np.testing.assert_allclose((x0, y0, x1, y1), ref, atol=2)
+
+
+def test_remove_burned_in_text():
+    img, ellipse, label, _ = make_breast()
+    out = remove_burned_in_text(img)
+    assert out.dtype == img.dtype and not out[label].any()
+    inner = ndimage.binary_erosion(ellipse, iterations=2)
+    np.testing.assert_array_equal(out[inner], img[inner])
+    u16 = (np.clip(img, 0, 1) * 65535).astype(np.uint16)
+    assert remove_burned_in_text(u16).dtype == np.uint16
+
+
+# ----------------------------------------------------------------------------- geometry
+def test_crop_and_crop_boxes_hand_computed():
+    img = np.arange(60 * 70).reshape(60, 70)
+    c = crop(img, (5, 5, 50, 40))
+    assert c.shape == (35, 45) and c[0, 0] == img[5, 5] and c[-1, -1] == img[39, 49]
+    boxes = [
+        [10, 10, 20, 20],  # inside -> shifted
+        [0, 0, 8, 8],  # partly outside -> clipped
+        [60, 60, 70, 70],  # outside -> dropped
+        [45, 30, 60, 50],  # crosses the far corner -> clipped
+        [50, 10, 60, 20],  # only touches the right edge -> no area -> dropped
+    ]
+    out, kept = crop_boxes(boxes, (5, 5, 50, 40))
+    np.testing.assert_array_equal(kept, [0, 1, 3])
+    np.testing.assert_allclose(out, [[5, 5, 15, 15], [0, 0, 3, 3], [40, 25, 45, 35]])
+    out, kept = crop_boxes(np.zeros((0, 4)), (0, 0, 5, 5))
+    assert out.shape == (0, 4) and kept.size == 0
+    with pytest.raises(ValueError, match="outside the image"):
+        crop(img, (0, 0, 71, 10))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_flip_boxes_matches_flipped_mask(data):
+    h, w = data.draw(st.integers(4, 60)), data.draw(st.integers(4, 60))
+    x0 = data.draw(st.integers(0, w - 1))
+    x1 = data.draw(st.integers(x0 + 1, w))
+    y0 = data.draw(st.integers(0, h - 1))
+    y1 = data.draw(st.integers(y0 + 1, h))
+    mask = np.zeros((h, w), bool)
+    mask[y0:y1, x0:x1] = True
+    flipped, was = flip_to_laterality(mask, "R")
+    assert was
+    np.testing.assert_array_equal(flip_to_laterality(flipped, "R")[0], mask)
+    np.testing.assert_array_equal(flip_boxes([[x0, y0, x1, y1]], w)[0], bbox_of(flipped))
+
+
+def test_flip_to_laterality_identity_and_errors():
+    img, *_ = make_breast()
+    same, was = flip_to_laterality(img, "L")
+    assert not was and same is img
+    flipped, was = flip_to_laterality(img, "L", target="R")
+    assert was and np.array_equal(flipped[:, ::-1], img)
+    with pytest.raises(ValueError, match="laterality"):
+        flip_to_laterality(img, "left")
+
+
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_infer_laterality(side):
+    img, *_ = make_breast(side, seed=3)
+    assert infer_laterality(img) == side
+    assert infer_laterality(flip_to_laterality(img, side)[0]) == "L"
+
+
+def test_resize_is_height_width_and_keeps_dtype():
+    x = np.zeros((10, 20), np.uint16)
+    assert resize(x, (5, 7)).shape == (5, 7) and resize(x, (5, 7)).dtype == np.uint16
+    assert resize(np.zeros((10, 20, 1), np.float32), (6, 4)).shape == (6, 4, 1)
+    assert resize(np.zeros((10, 20), bool), (6, 4), interpolation="nearest").dtype == bool
+    assert resize(np.zeros((10, 20), np.int64), (3, 4)).dtype == np.int64
+    with pytest.raises(ValueError, match="interpolation"):
+        resize(x, (5, 7), interpolation="cubic-ish")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data(), st.sampled_from(["area", "linear", "nearest"]))
+def test_resize_boxes_matches_resized_mask(data, interpolation):
+    fh, fw = data.draw(st.integers(16, 120)), data.draw(st.integers(16, 120))
+    th, tw = data.draw(st.integers(16, 120)), data.draw(st.integers(16, 120))
+    x0 = data.draw(st.integers(0, fw - 2))
+    x1 = data.draw(st.integers(x0 + 1, fw))
+    y0 = data.draw(st.integers(0, fh - 2))
+    y1 = data.draw(st.integers(y0 + 1, fh))
+    expected = resize_boxes([[x0, y0, x1, y1]], (fh, fw), (th, tw))[0]
+    assume(expected[2] - expected[0] >= 3 and expected[3] - expected[1] >= 3)
+    mask = np.zeros((fh, fw), np.float32)
+    mask[y0:y1, x0:x1] = 1.0
+    out = resize(mask, (th, tw), interpolation=interpolation)
+    assert out.shape == (th, tw)
+    # pixel-centre nearest sampling puts every edge within half an output pixel
+    tol = 0.5 + 1e-9 if interpolation == "nearest" else 1.5
+    np.testing.assert_allclose(bbox_of(out >= 0.5), expected, atol=tol)
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("func", "arg", "pattern"),
+    [
+        (scale_to_unit, np.zeros((4, 5, 3)), r"\(rows, cols\).*\(4, 5, 3\)"),
+        (scale_to_unit, np.zeros(7), r"shape \(7,\)"),
+        (scale_to_unit, np.zeros((0, 5)), r"empty.*\(0, 5\)"),
+        (scale_to_unit, np.array([[0.0, np.nan]]), "non-finite"),
+        (otsu_breast_mask, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
+        (roi_box, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
+        (pipeline_correlax, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
+        (pipeline_domain_shift, np.zeros((2, 3, 4)), r"\(2, 3, 4\)"),
+    ],
+)
+def test_clear_errors(func, arg, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        func(arg)
+
+
+def test_tiny_speck_is_not_a_breast():
+    img = np.zeros((100, 100))
+    img[3:5, 3:5] = 1.0
+    with pytest.raises(ValueError, match="no breast found"):
+        otsu_breast_mask(img)
+
+
+# ----------------------------------------------------------------------------- pipelines
+def lesion_box_in(img01, threshold=0.8):
+    """Bounding box of the bright lesion found in a [0, 1] output image."""
+    return bbox_of(img01 >= threshold)
+
+
+@pytest.mark.parametrize(("side", "laterality"), [("L", None), ("R", None), ("R", "R")])
+def test_pipeline_correlax(side, laterality):
+    img, ellipse, _, lesion = make_breast(side, lesion=True)
+    res = pipeline_correlax((img * 4000).astype(np.uint16), laterality)
+    for key in ("scaled", "clahe_fused", "roi_box", "cropped", "box_transform", "output"):
+        assert key in res
+    assert all(k in res for k in res["steps"])
+    x0, y0, x1, y1 = res["roi_box"]
+    np.testing.assert_allclose(res["roi_box"], bbox_of(ellipse), atol=2)
+    assert res["clahe_fused"].shape == (H, W, 3)
+    assert res["cropped"].shape == (y1 - y0, x1 - x0, 3)
+    assert res["window_hw"] == PAPER_INPUT_SIZES["02_correlax"] == (256, 256)
+    out = res["output"]
+    assert res["was_flipped"] == (laterality == "R")
+    boxes, kept = res["box_transform"]([lesion])
+    np.testing.assert_array_equal(kept, [0])
+    np.testing.assert_allclose(boxes[0], lesion_box_in(out[..., 0]), atol=2)
+    np.testing.assert_allclose(res["box_transform"].inverse(boxes)[0], lesion, atol=1e-9)
+
+
+@pytest.mark.parametrize(("side", "laterality"), [("L", "L"), ("R", "R"), ("R", None)])
+def test_pipeline_xai_iou(side, laterality):
+    img, _, _, lesion = make_breast(side, lesion=True)
+    res = pipeline_xai_iou(img, laterality)
+    assert res["laterality"] == side and res["was_flipped"] == (side == "R")
+    assert res["resized"].shape == PAPER_INPUT_SIZES["03_xai_iou"]["whole"] == (1024, 512)
+    assert res["normalised"].shape == (1024, 512, 3) and res["normalised"].dtype == np.float32
+    assert all(k in res for k in res["steps"])
+    mean = np.asarray(IMAGENET_NORMALISATION["mean"])
+    std = np.asarray(IMAGENET_NORMALISATION["std"])
+    np.testing.assert_allclose(
+        res["normalised"] * std + mean, res["resized"][..., None].repeat(3, 2), atol=1e-5
+    )
+    assert infer_laterality(res["flipped"]) == "L"
+    boxes, kept = res["box_transform"]([lesion, [0, 0, 1, 1]])
+    np.testing.assert_array_equal(kept, [0])  # the corner box lies outside the breast ROI
+    np.testing.assert_allclose(boxes[0], lesion_box_in(res["resized"]), atol=2)
+
+
+def test_pipeline_domain_shift_and_featurewise_mean():
+    img, _, _, lesion = make_breast("R", lesion=True, label=False)
+    res = pipeline_domain_shift(img)
+    assert res["scaled"].shape == PAPER_INPUT_SIZES["05_domain_shift"] == (1152, 896)
+    assert res["centred"].shape == (1152, 896, 3)
+    assert 0.0 <= res["scaled"].min() and res["scaled"].max() <= 255.0
+    assert all(k in res for k in res["steps"])
+    np.testing.assert_allclose(res["featurewise_mean"], res["scaled"].mean(), rtol=1e-5)
+    boxes, _ = res["box_transform"]([lesion])
+    np.testing.assert_allclose(boxes[0], lesion_box_in(res["scaled"] / 255.0), atol=2)
+    res2 = pipeline_domain_shift(img, featurewise_mean=44.33, size_hw=(96, 80))
+    np.testing.assert_allclose(res2["centred"] + 44.33, res2["rgb"], atol=1e-4)
+    assert res2["centred"].shape == (96, 80, 3)
+    assert featurewise_mean([np.full((2, 2), 10.0), np.full((1, 2), 40.0)]) == 20.0
+    assert featurewise_mean(x for x in [np.ones((3, 3))]) == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        featurewise_mean([])
+
+
+def test_box_transform_roundtrip():
+    t = BoxTransform((100, 80), crop_box=(10, 20, 70, 90), flip=True, out_hw=(35, 30))
+    boxes = np.array([[15.0, 25.0, 40.0, 60.0], [60.5, 80.0, 69.0, 89.5]])
+    out, kept = t(boxes)
+    np.testing.assert_array_equal(kept, [0, 1])
+    # crop -> (5, 5, 30, 40) in a 60x70 (w x h) crop; flip -> (30, 5, 55, 40); scale 0.5
+    np.testing.assert_allclose(out[0], [15.0, 2.5, 27.5, 20.0])
+    np.testing.assert_allclose(t.inverse(out), boxes)
+
+
+def test_clahe_16_bit_matches_opencv():
+    img01 = scale_to_unit(make_breast()[0])
+    u16 = np.rint(img01 * 65535).astype(np.uint16)
+    ref = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(u16)
+    out = clahe(img01, 2.0, bits=16)
+    np.testing.assert_array_equal(np.rint(out.astype(np.float64) * 65535).astype(np.uint16), ref)
+    with pytest.raises(ValueError, match="bits"):
+        clahe(img01, 2.0, bits=12)
