@@ -211,16 +211,35 @@ def build_cohort(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the synthetic mammography cohort.")
-    parser.add_argument("--n-patients", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resolution-scale", type=float, default=4.0)
+    parser.add_argument(
+        "--scale",
+        default=None,
+        help="take N_PATIENTS, SEED, RESOLUTION_SCALE, DATA_DIR from "
+        "params/<scale>.yaml (the values notebook 00 uses); explicit options win",
+    )
+    parser.add_argument("--n-patients", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--resolution-scale", type=float, default=None)
     parser.add_argument("--data-dir", default=None, help="default: $MAMMO_DATA_DIR or ~/.cache")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    config = PhantomConfig(seed=args.seed, resolution_scale=args.resolution_scale)
+    values = {"N_PATIENTS": 300, "SEED": 0, "RESOLUTION_SCALE": 4.0, "DATA_DIR": None}
+    if args.scale:
+        from mammo_helpers.runner import load_scale
+
+        scale = load_scale(args.scale)
+        values.update(scale.get("common", {}))
+        values.update(scale.get("00_data_and_preprocessing", {}))
+    n_patients = args.n_patients if args.n_patients is not None else int(values["N_PATIENTS"])
+    seed = args.seed if args.seed is not None else int(values["SEED"])
+    res = args.resolution_scale or float(values["RESOLUTION_SCALE"])
+    config = PhantomConfig(seed=seed, resolution_scale=res)
     cohort = build_cohort(
-        args.n_patients, config, data_dir=args.data_dir, workers=args.workers,
+        n_patients,
+        config,
+        data_dir=args.data_dir or values["DATA_DIR"],
+        workers=args.workers,
         overwrite=args.overwrite,
     )
     print(f"{len(cohort.manifest)} images in {cohort.root}")

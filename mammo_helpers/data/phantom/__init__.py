@@ -3,8 +3,8 @@
 from .acquisition import SITES, SiteProfile
 from .generator import (
     DENSITY_CLASSES,
-    PhantomConfig,
     PatientSpec,
+    PhantomConfig,
     RenderedImage,
     density_from_pd,
     render_view,

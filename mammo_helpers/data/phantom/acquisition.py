@@ -187,7 +187,9 @@ def present(
             centre = float(np.median(img[inside]))
             img = img - site.equalisation * (low - centre) * w
         if site.unsharp_amount > 0:
-            img = img + site.unsharp_amount * (img - _gauss(img, site.unsharp_sigma_mm / spacing_mm))
+            img = img + site.unsharp_amount * (
+                img - _gauss(img, site.unsharp_sigma_mm / spacing_mm)
+            )
     lo, hi = np.percentile(img[inside], [0.5, 99.8])
     img = np.clip((img - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     img = img ** (1.0 / site.gamma)

@@ -110,7 +110,7 @@ def sample_patient(config: PhantomConfig, index: int) -> PatientSpec:
         thick[lat] = float(np.clip(thickness + rng.normal(0, 2), 30, 90))
         dep[lat] = float(np.clip(depth + rng.normal(0, 3), 60, 150))
         hw[lat] = float(np.clip(half_width + rng.normal(0, 3), 45, 105))
-        beta[lat] = float(rng.uniform(2.9, 3.3))
+        beta[lat] = float(rng.uniform(3.2, 3.7))
         found: list[Lesion] = []
         if rng.random() < config.lesion_prevalence:
             n = 1 + int(rng.random() < 0.15)
@@ -168,7 +168,10 @@ def _warp_towards(img: np.ndarray, centre_rc, radius_px: float, amount: float) -
     r = np.sqrt(dx**2 + dy**2)
     k = 1.0 + amount * np.exp(-((r / radius_px) ** 2))
     return cv2.remap(
-        img, centre_rc[1] + dx * k, centre_rc[0] + dy * k, cv2.INTER_LINEAR,
+        img,
+        centre_rc[1] + dx * k,
+        centre_rc[0] + dy * k,
+        cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REFLECT,
     )
 
@@ -183,6 +186,34 @@ def percent_density_true(frac: np.ndarray, breast: np.ndarray, pectoral: np.ndar
 
 def density_from_pd(pd: float) -> str:
     return DENSITY_CLASSES[int(np.searchsorted(PD_CUTPOINTS, pd))]
+
+
+def _view_setup(config, patient, laterality, view, modality):
+    """Random stream and breast geometry of one view (the first draws of its stream)."""
+    site = acq.SITES[patient.site]
+    canvas = Canvas(*config.canvas_mm, config.spacing_for(site))
+    key = (patient.index, 1 + (laterality == "R") * 2 + (view == "MLO"))
+    rng = _rng(config, *key, {"DM": 0, "s2D": 1, "DBT": 2}[modality])
+    geom = sample_geometry(
+        rng,
+        view,
+        depth_mm=patient.depth_mm[laterality],
+        half_width_mm=patient.half_width_mm[laterality],
+        thickness_mm=patient.thickness_mm[laterality],
+        canvas=canvas,
+    )
+    return rng, geom, canvas
+
+
+def lesion_centre_px(config, patient, lesion, laterality, view, modality=None):
+    """(row, col) where ``lesion`` would be drawn in this view (image frame)."""
+    _, geom, canvas = _view_setup(config, patient, laterality, view, modality or patient.modality)
+    u, v = lesion_centre_mm(lesion, geom)
+    row = (v + canvas.height_mm / 2) / canvas.spacing_mm - 0.5
+    col = u / canvas.spacing_mm - 0.5
+    if laterality == "R":
+        col = canvas.shape[1] - 1 - col
+    return row, col
 
 
 def render_view(
@@ -201,18 +232,8 @@ def render_view(
         raise ValueError(f"view must be 'CC' or 'MLO', got {view!r}")
     modality = modality or patient.modality
     site = acq.SITES[patient.site]
-    spacing = config.spacing_for(site)
-    canvas = Canvas(*config.canvas_mm, spacing)
-    key = (patient.index, 1 + (laterality == "R") * 2 + (view == "MLO"))
-    rng = _rng(config, *key, {"DM": 0, "s2D": 1, "DBT": 2}[modality])
-    geom = sample_geometry(
-        rng,
-        view,
-        depth_mm=patient.depth_mm[laterality],
-        half_width_mm=patient.half_width_mm[laterality],
-        thickness_mm=patient.thickness_mm[laterality],
-        canvas=canvas,
-    )
+    rng, geom, canvas = _view_setup(config, patient, laterality, view, modality)
+    spacing = canvas.spacing_mm
     maps = rasterize(geom, canvas)
     shape = canvas.shape
     lesions = [les for les in patient.lesions[laterality] if view in les.views]
@@ -259,7 +280,7 @@ def render_view(
         )
 
     mu_dm, L_dm = column(f_dm)
-    alpha, slab_mm = 0.6, 6.0
+    alpha, slab_mm = 0.7, 4.0
     if need_dbt:
         mu_slab, L_slab = column(f_slab)
         mu_tomo, L_tomo = column(f_tomo)

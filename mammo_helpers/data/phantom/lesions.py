@@ -100,7 +100,9 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
         morph = str(rng.choice(CALC_MORPHOLOGIES, p=[0.25, 0.2, 0.15, 0.25, 0.15]))
         malignant = bool(rng.random() < _P_MALIGNANT_CALC[morph])
         distribution = (
-            "linear" if morph == "fine_linear" else str(rng.choice(["grouped", "segmental"], p=[0.8, 0.2]))
+            "linear"
+            if morph == "fine_linear"
+            else str(rng.choice(["grouped", "segmental"], p=[0.8, 0.2]))
         )
         size = float(np.clip(rng.lognormal(np.log(11.0), 0.35), 5.0, 30.0))
         n = int(rng.integers(5, 25))
@@ -119,7 +121,16 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             warp=float(rng.uniform(0.15, 0.3)),
             seed=int(rng.integers(2**31)),
         )
-        return Lesion("architectural_distortion", malignant, "distortion", depth_frac, lateral, size, params, views)
+        return Lesion(
+            "architectural_distortion",
+            malignant,
+            "distortion",
+            depth_frac,
+            lateral,
+            size,
+            params,
+            views,
+        )
     if kind == "asymmetry":
         sub = str(rng.choice(ASYMMETRY_TYPES, p=[0.3, 0.55, 0.15]))
         malignant = bool(rng.random() < _P_MALIGNANT_ASYM[sub])
@@ -234,7 +245,7 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
         }[morph]
         sl, rr, cc = _disk_grid(centre_rc, (extent / 2 + 2.0) / s, shape)
         local = np.zeros(rr.shape, dtype=np.float32)
-        for (py, px) in pts:
+        for py, px in pts:
             d = crng.uniform(*size_range)
             elong = crng.uniform(2.5, 5.0) if morph == "fine_linear" else crng.uniform(1.0, 1.6)
             ang = crng.uniform(0, np.pi)

@@ -71,9 +71,9 @@ def glandular_maps(
     rng: np.random.Generator,
     subcutaneous_mm: float = 5.0,
     envelope_weight: float = 1.6,
-    slab_mm: float = 6.0,
+    slab_mm: float = 4.0,
     dbt_half_angle_deg: float = 7.5,
-    partial_volume: float = 0.15,
+    partial_volume: float = 0.3,
     asymmetry: list[tuple[float, float, float, float]] | None = None,
     need_dbt: bool = False,
 ) -> TissueMaps:
@@ -127,7 +127,7 @@ def glandular_maps(
 
     g_path = gland.sum(axis=2) * DZ_MM
     safe_t = np.maximum(t, 1e-3)
-    dm = np.where(breast, g_path / safe_t, 0.0)
+    dm = np.where(breast, np.clip(g_path / safe_t, 0.0, 1.0), 0.0)
 
     slab = np.zeros_like(dm)
     tomo = np.zeros_like(dm)

@@ -1,0 +1,78 @@
+# Two commands do all the set-up on a fresh machine:
+#   make book   environment, synthetic data, every notebook at the default scale, HTML
+#   make test   environment, lint, unit tests, every notebook at the smoke scale,
+#               book build and headless-browser check
+# Variables: VENV (.venv), SCALE (default), PYTEST_ARGS (extra pytest options).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY = $(VENV)/bin/python
+SCALE ?= default
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR := book/_static/mathjax
+MATHJAX_JS := $(MATHJAX_DIR)/tex-mml-chtml.js
+ENV_STAMP := $(VENV)/.mammo-env-installed
+PYTEST_ARGS ?=
+
+.PHONY: help env mathjax data notebooks html book test lint lab clean
+
+help:
+	@echo "make book   - build the book (env, mathjax, data, notebooks at SCALE=$(SCALE), html)"
+	@echo "make test   - lint + the whole test-suite (smoke notebooks, book build, browser check)"
+	@echo "make lab    - open JupyterLab on notebooks/"
+	@echo "make clean  - remove build products (book/_build, book/executed, results, build)"
+
+# ---- environment: reruns when pyproject.toml or the constraints change
+env: $(ENV_STAMP)
+
+$(ENV_STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -c requirements/constraints.txt -e '.[book,dev]'
+	touch $@
+
+# ---- MathJax 3, served from the book's _static folder (no CDN)
+mathjax: $(MATHJAX_JS)
+
+$(MATHJAX_JS):
+	npm install --no-save --no-audit --no-fund --prefix build/npm mathjax@$(MATHJAX_VERSION)
+	rm -rf $(MATHJAX_DIR)
+	mkdir -p $(MATHJAX_DIR)/output/chtml/fonts
+	cp -r build/npm/node_modules/mathjax/es5/output/chtml/fonts/woff-v2 $(MATHJAX_DIR)/output/chtml/fonts/
+	cp build/npm/node_modules/mathjax/es5/tex-mml-chtml.js $(MATHJAX_DIR)/
+
+# ---- the book
+data: env
+	$(PY) -m mammo_helpers.data.cohort --scale $(SCALE)
+
+notebooks: env
+	$(PY) -m mammo_helpers.runner --scale $(SCALE)
+
+html: env mathjax
+	$(VENV)/bin/jupyter-book build book -W -n --keep-going
+	@echo "book: book/_build/html/index.html"
+
+book: env mathjax data notebooks html
+
+# ---- tests: unit tests in parallel, then the notebook + book tests in one session
+# (they share the session-scoped smoke run). Both always run; any failure fails make.
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: env mathjax
+	status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV)/bin/ruff format --check . || status=1; \
+	$(PY) -m pytest -n 2 -m "not notebook and not book" $(PYTEST_ARGS) || status=1; \
+	$(PY) -m pytest -m "notebook or book" $(PYTEST_ARGS) || status=1; \
+	exit $$status
+
+lab: env
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf book/_build book/executed results build

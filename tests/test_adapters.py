@@ -1,0 +1,160 @@
+"""Tests for mammo_helpers.data.adapters (dispatcher), its _common glue and the fixture builder."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mammo_helpers.data.adapters import LOADERS, AdapterWarning, load_dataset
+from mammo_helpers.data.adapters._common import (
+    LoadReport,
+    boxed_finding,
+    clean,
+    manifest_row,
+    read_table,
+    to_float,
+    to_int,
+)
+from mammo_helpers.data.manifest import MANIFEST_COLUMNS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DATASETS = FIXTURES / "datasets"
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_builder_reproduces_committed_fixtures(tmp_path):
+    out = _builder().build(tmp_path / "datasets")
+    built = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(DATASETS) for p in DATASETS.rglob("*") if p.is_file())
+    assert built == committed
+    texts = [p for p in built if p.suffix in (".csv", ".xml")]
+    assert len(texts) == 13
+    for rel in texts:
+        assert (out / rel).read_bytes() == (DATASETS / rel).read_bytes(), rel
+    assert sum((DATASETS / p).stat().st_size for p in committed) < 1_000_000
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_load_dataset_dispatches(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AdapterWarning)
+        df = load_dataset(name, DATASETS / name)
+    assert list(df.columns[: len(MANIFEST_COLUMNS)]) == list(MANIFEST_COLUMNS)
+    assert (df["source"] == name).all()
+    assert set(df.attrs["dropped"].columns) == {
+        "level",
+        "source_file",
+        "source_row",
+        "image_id",
+        "reason",
+    }
+
+
+def test_load_dataset_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'ddsm'; choose one of vindr"):
+        load_dataset("ddsm", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AdapterWarning)
+        assert len(load_dataset("CBIS-DDSM", DATASETS / "cbis_ddsm")) == 5
+
+
+def test_cell_parsers():
+    assert clean("  x ") == "x" and clean(" ") is None and clean(float("nan")) is None
+    assert clean(pd.NA) is None and clean(None) is None
+    assert to_int("3.0") == 3 and to_int("3.5") is None and to_int("") is None
+    assert to_int("abc") is None
+    assert to_float("61.0") == 61.0 and math.isnan(to_float(None))
+
+
+def test_read_table_aliases_and_errors(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,breast density\n1,2\n,\n")
+    df = read_table(
+        path, ["a", "breast_density"], what="t", aliases={"breast_density": ["breast density"]}
+    )
+    assert list(df.columns) == ["a", "breast_density"] and len(df) == 1  # blank line dropped
+    with pytest.raises(ValueError, match=r'column "b" not found in .*t.csv; columns are a, '):
+        read_table(path, ["a", "b"], what="t")
+    with pytest.raises(FileNotFoundError, match="my table not found"):
+        read_table(tmp_path / "none.csv", ["a"], what="my table")
+
+
+def _row(image_id: str, findings: list) -> dict:
+    return manifest_row(
+        patient_id="p",
+        study_id="s",
+        image_id=image_id,
+        path="x.dcm",
+        laterality="L",
+        view="CC",
+        site="t",
+        rows=10,
+        cols=8,
+        findings=findings,
+    )
+
+
+def test_report_boxes_and_warning():
+    report = LoadReport("demo", "load_demo")
+    kw = {"rows": 10, "cols": 8, "report": report, "image_id": "i1"}
+    inside = boxed_finding("mass", (1, 2, 3, 4), **kw, subtype="round")
+    clipped = boxed_finding("mass", (-1, 2, 30, 4), **kw)
+    outside = boxed_finding("mass", (20, 2, 30, 4), **kw, source_row=7)
+    no_box = boxed_finding("mass", (math.nan, 2, 3, 4), **kw)
+    assert inside == {
+        "label": "mass",
+        "xmin": 1.0,
+        "ymin": 2.0,
+        "xmax": 3.0,
+        "ymax": 4.0,
+        "malignant": None,
+        "subtype": "round",
+    }
+    assert (clipped["xmin"], clipped["xmax"]) == (0.0, 8.0)
+    assert outside is None and no_box is None
+    # size unknown: no clipping, but an empty box is still refused
+    unknown = {"rows": None, "cols": None, "report": report, "image_id": "i2"}
+    assert boxed_finding("mass", (5, 5, 50, 50), **unknown)["xmax"] == 50.0
+    assert boxed_finding("mass", (5, 5, 5, 50), **unknown) is None
+    report.drop("bad view", image_id="i3", source_file="f.csv", source_row=3)
+    with pytest.warns(AdapterWarning) as record:
+        df = report.finish([_row("i1", [inside, clipped])])
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message.startswith("load_demo: 1 images kept; dropped 4 (")
+    assert "1 image: bad view" in message and "1 boxes clipped to the image" in message
+    dropped = df.attrs["dropped"]
+    assert list(dropped["level"]) == ["finding", "finding", "finding", "image"]
+    assert dropped["source_row"].dtype == "Int64" and dropped["source_row"].iloc[0] == 7
+    assert df.attrs["notes"] == {"boxes clipped to the image": 1}
+    assert df["source"].iloc[0] == "demo"
+
+
+def test_report_without_problems_is_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = LoadReport("demo", "load_demo").finish([_row("a", [])], int_columns=())
+    assert df.attrs["dropped"].empty and df.attrs["notes"] == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = LoadReport("demo", "load_demo").finish([], int_columns=("birads",))
+    assert len(empty) == 0 and "birads" in empty.columns
+
+
+def test_read_table_optional_columns_and_latin1(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("a;b;c\n1;café;x\n".encode("latin-1"))
+    df = read_table(path, ["a"], what="t", sep=";", optional=["c", "missing"])
+    assert list(df.columns) == ["a", "c"] and df["c"].iloc[0] == "x"
+    assert read_table(path, ["b"], what="t", sep=";")["b"].iloc[0] == "café"

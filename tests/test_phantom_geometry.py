@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from mammo_helpers.data.phantom.geometry import BreastGeometry, Canvas, rasterize, sample_geometry
+
+
+def _plain(view="CC", **kw):
+    base = dict(
+        view=view,
+        depth_mm=100.0,
+        half_width_lo_mm=80.0,
+        half_width_hi_mm=80.0,
+        exponent=2.0,
+        nipple_v_mm=0.0,
+        thickness_mm=50.0,
+        skin_mm=1.0,
+        shape_coeffs=(),
+    )
+    base.update(kw)
+    return BreastGeometry(**base)
+
+
+def test_half_ellipse_area_matches_the_analytic_value():
+    maps = rasterize(_plain(), Canvas(240, 192, 0.25))
+    area = maps.breast.sum() * 0.25**2
+    expected = np.pi * 100 * 80 / 2  # half ellipse; the 4 mm nipple bump adds ~1 %
+    assert area == pytest.approx(expected, rel=0.03)
+
+
+def test_area_in_mm2_does_not_depend_on_pixel_spacing():
+    g = _plain()
+    a1 = rasterize(g, Canvas(240, 192, 0.2)).breast.sum() * 0.2**2
+    a2 = rasterize(g, Canvas(240, 192, 0.5)).breast.sum() * 0.5**2
+    assert a1 == pytest.approx(a2, rel=0.01)
+
+
+def test_thickness_is_full_inside_and_rolls_off_at_the_edge():
+    maps = rasterize(_plain(), Canvas(240, 192, 0.5))
+    t = maps.thickness
+    assert t.max() == pytest.approx(50.0, abs=1e-3)
+    centre_row = t.shape[0] // 2
+    profile = t[centre_row, :]
+    inside = np.flatnonzero(profile > 0)
+    assert profile[inside[-1]] < 25.0  # last pixel before the nipple edge is thin
+    assert np.all(t[~maps.breast] == 0)
+    assert np.all(maps.skin_path <= t + 1e-6)
+
+
+def test_pectoral_muscle_only_in_mlo_and_in_the_upper_chest_wall_corner():
+    rng = np.random.default_rng(0)
+    canvas = Canvas(240, 192, 0.5)
+    cc = rasterize(
+        sample_geometry(rng, "CC", depth_mm=100, half_width_mm=80, thickness_mm=50, canvas=canvas),
+        canvas,
+    )
+    assert not cc.pectoral.any()
+    mlo = rasterize(
+        sample_geometry(rng, "MLO", depth_mm=100, half_width_mm=80, thickness_mm=50, canvas=canvas),
+        canvas,
+    )
+    rows, cols = np.nonzero(mlo.pectoral)
+    assert rows.size > 0
+    assert rows.mean() < mlo.breast.shape[0] / 2 and cols.mean() < 40 / 0.5
+    assert np.all(mlo.muscle_path[~mlo.pectoral] == 0)
+
+
+def test_unknown_view_is_rejected():
+    with pytest.raises(ValueError, match="view"):
+        sample_geometry(
+            np.random.default_rng(0),
+            "ML",
+            depth_mm=100,
+            half_width_mm=80,
+            thickness_mm=50,
+            canvas=Canvas(240, 192, 0.5),
+        )
