@@ -18,6 +18,8 @@ ENV_STAMP := $(VENV)/.mammo-env-installed
 PYTEST_ARGS ?=
 
 .PHONY: help env mathjax data notebooks html book test lint lab clean
+# `book` relies on its prerequisites running in order (data, notebooks, then html).
+.NOTPARALLEL:
 
 help:
 	@echo "make book   - build the book (env, mathjax, data, notebooks at SCALE=$(SCALE), html)"
@@ -30,7 +32,6 @@ env: $(ENV_STAMP)
 
 $(ENV_STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -c requirements/constraints.txt -e '.[book,dev]'
 	touch $@
 
@@ -52,6 +53,8 @@ notebooks: env
 	$(PY) -m mammo_helpers.runner --scale $(SCALE)
 
 html: env mathjax
+	@ls book/executed/*.ipynb >/dev/null 2>&1 || \
+	  { echo "book/executed/ is empty: run 'make notebooks' (or 'make book') first" >&2; exit 1; }
 	$(VENV)/bin/jupyter-book build book -W -n --keep-going
 	@echo "book: book/_build/html/index.html"
 

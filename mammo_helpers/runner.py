@@ -17,10 +17,14 @@ Parameters come from a scale file (``params/<scale>.yaml``, or ``--params FILE``
 Merge order: the notebook's own defaults < ``common`` < its stem section < ``-p``
 overrides. Only the parameters a notebook declares in its ``parameters`` cell are injected
 (``common`` keys a notebook does not declare are skipped; a stem section or ``-p`` naming
-an undeclared parameter is an error). Values are checked against the type of the declared
-default (int, float, str, bool, list, dict; an int is accepted for a float). The runner
-sets ``OUT_DIR = <results-dir>/<stem>`` (absolute) and ``SCALE = <scale name>`` when the
-notebook declares them; a ``-p`` override wins, scale files may not set them.
+an undeclared parameter is an error). Values are checked against the declared type: the
+annotation if there is one (``N_PATIENTS: int | None = 40`` accepts null), else the type
+of the literal default (int, float, str, bool, list, dict; an int is accepted for a float;
+a ``None`` default accepts anything). ``-p`` values are kept as text for str parameters
+and read as YAML / Python literals otherwise. The runner sets
+``OUT_DIR = <results-dir>/<stem>`` (absolute) and ``SCALE = <scale name>`` when the
+notebook declares them; a ``-p`` override wins, scale files may not set them. Everything
+is resolved for all selected notebooks before the first one runs.
 
 Each notebook is executed in a child process (papermill, kernel ``python3`` bound to this
 interpreter, working directory = the notebook's folder, progress bar and cell output
@@ -30,8 +34,11 @@ papermill saves at the start and end of every cell) is kept with an error output
 cell that was running. On any failure the partial notebook stays at
 ``<executed-dir>/<stem>.ipynb`` with a copy at ``<stem>.FAILED.ipynb``, and the failing
 cell (its number in the committed notebook, counting markdown cells, and its first line)
-and the exception are reported. ``<results-dir>/run_summary.json`` records status, seconds
-and parameters per notebook (entries of notebooks not run this time are kept).
+and the exception are reported; exit code 1 (2 for configuration errors), and the
+remaining notebooks run only with ``--keep-going``. Before a run the previous executed
+copy, its FAILED copy and ``OUT_DIR/metrics.json`` are removed, so stale files cannot pass
+for this run's. ``<results-dir>/run_summary.json`` records status, seconds and the
+parameters of every run (entries of notebooks not run this time are kept).
 """
 
 from __future__ import annotations
@@ -57,7 +64,6 @@ from mammo_helpers.paths import atomic_write
 
 SCALES = ("smoke", "default", "paper")
 RUNNER_PARAMETERS = ("OUT_DIR", "SCALE")
-SCALE_FILE_KEYS = ("common", "timeout")
 SUMMARY_NAME = "run_summary.json"
 KERNEL_NAME = "python3"
 _INJECTED_TAG = "injected-parameters"
@@ -392,11 +398,12 @@ def resolve_parameters(
     params: dict[str, Any] = {}
     origins: dict[str, str] = {}
 
+    section = scale.get(stem, {})
     for name, value in scale.get("common", {}).items():
-        if name in declared:
+        if name in declared and name not in section:  # a stem value replaces it unchecked
             params[name] = check_type(declared[name], value, origin=f"{scale_path}, common")
             origins[name] = "common"
-    for name, value in scale.get(stem, {}).items():
+    for name, value in section.items():
         if name not in declared:
             raise ParameterError(
                 f"{scale_path}, section {stem}: notebook {path.name} does not declare "
@@ -530,7 +537,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _kill_tree(pid: int, grace: float = 3.0) -> None:
+def _kill_tree(pid: int, grace: float = 0.5) -> None:
     """Terminate a process, its kernel and every descendant (kernels start new sessions)."""
     try:
         import psutil

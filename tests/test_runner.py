@@ -343,7 +343,15 @@ def test_failing_notebook_reports_cell_and_keeps_partial_copy(tmp_path, capfd):
     assert entry["error"]["cell"] == 3 and entry["error"]["ename"] == "ValueError"
 
 
-def test_run_notebook_raises_notebook_failed(tmp_path):
+def test_run_notebook_raises_notebook_failed(tmp_path, monkeypatch):
+    """The API wrapper turns a failed run into NotebookFailed (execution itself is covered
+    by the CLI tests; here ``execute`` is replaced to save a kernel start)."""
+
+    def fake_execute(plan, quiet=False):
+        error = {"cell": 3, "source_line": "raise X", "ename": "ValueError", "evalue": "boom"}
+        return RunResult(plan.stem, plan.notebook, plan.output, "failed", 0.5, {}, error=error)
+
+    monkeypatch.setattr(runner, "execute", fake_execute)
     with pytest.raises(NotebookFailed, match="cell 3") as err:
         run_notebook(
             NB_DIR / "fails.ipynb",
@@ -353,7 +361,8 @@ def test_run_notebook_raises_notebook_failed(tmp_path):
             quiet=True,
         )
     assert err.value.result.error["ename"] == "ValueError"
-    assert err.value.result.failed_copy == tmp_path.resolve() / "executed" / "fails.FAILED.ipynb"
+    assert "ValueError: boom" in str(err.value)
+    assert _summary(tmp_path)["fails"]["status"] == "failed"
 
 
 def _alive(pid: int) -> bool:
@@ -409,3 +418,15 @@ def test_cli_reports_configuration_errors_with_exit_code_2(tmp_path, capsys):
     assert main(_cli(tmp_path, "params_demo", "-p", "NOPE", "1")) == 2
     assert "does not declare parameter NOPE" in capsys.readouterr().err
     assert not (tmp_path / "executed").exists()
+
+
+def test_common_value_replaced_by_the_stem_section_is_not_type_checked(tmp_path):
+    # paper.yaml sets N_PATIENTS: null for real data in common; a notebook that needs an int
+    # gets it from its own section, so the common null must not be an error
+    path = tmp_path / "scale.yaml"
+    path.write_text("common:\n  EPOCHS: null\nparams_demo:\n  EPOCHS: 4\n")
+    params, origins = resolve_parameters(DEMO, load_scale(path), results_dir=tmp_path)
+    assert params["EPOCHS"] == 4 and origins["EPOCHS"] == "params_demo"
+    path.write_text("common:\n  EPOCHS: null\n")
+    with pytest.raises(ParameterError, match="EPOCHS expects int"):
+        resolve_parameters(DEMO, load_scale(path), results_dir=tmp_path)

@@ -153,7 +153,9 @@ def expose(
     n0 = 4000.0 * area * dose / site.noise_scale**2
     primary = n0 * np.exp(-(line_integral - ref)).astype(np.float32)
     primary = np.minimum(primary, n0 * 40.0)  # direct exposure outside the breast
-    scatter = site.scatter_fraction * _gauss(primary, 15.0 / spacing_mm)
+    # scatter is produced inside the breast and spread over ~15 mm; the direct beam in air
+    # around the breast adds none
+    scatter = site.scatter_fraction * _gauss(primary * breast, 15.0 / spacing_mm)
     signal = primary + scatter
     noisy = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.sqrt(signal)
     noisy = _gauss(noisy, site.mtf_sigma_mm / spacing_mm)

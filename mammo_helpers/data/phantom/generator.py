@@ -287,7 +287,7 @@ def render_view(
         L_dbt = alpha * L_slab + (1 - alpha) * L_tomo
 
     findings = []
-    contrasts = []
+    depth_gain = alpha * geom.thickness_mm / slab_mm + 1 - alpha  # in-focus boost of DBT
     for i, les in enumerate(lesions):
         if les.kind == "mass" and les.params.get("occult_view") == view:
             continue
@@ -297,29 +297,29 @@ def render_view(
             continue
         path = rl.path_mm * maps.breast
         mu_les = acq.MU_GLAND * rl.mu_ratio
-        if les.kind == "mass":
+        d_dbt = None
+        if les.kind == "mass":  # replaces the tissue it sits in
             blur = rl.blur_mm / spacing
             d_dm = path * (mu_les - mu_dm)
             d_dm = cv2.GaussianBlur(d_dm, (0, 0), blur) if blur > 0.3 else d_dm
-            L_dm = L_dm + d_dm
             if need_dbt:
                 in_slab = np.minimum(path, slab_mm) / slab_mm
                 d_dbt = alpha * tissue_t * in_slab * (mu_les - mu_slab) + (1 - alpha) * path * (
                     mu_les - mu_tomo
                 )
                 d_dbt = cv2.GaussianBlur(d_dbt, (0, 0), blur) if blur > 0.3 else d_dbt
-                L_dbt = L_dbt + d_dbt
-        elif les.kind == "calcification":
-            L_dm = L_dm + path * mu_les
-            if need_dbt:
-                L_dbt = L_dbt + path * mu_les * (alpha * geom.thickness_mm / slab_mm + 1 - alpha)
-        elif les.kind == "architectural_distortion":
-            L_dm = L_dm + path * (acq.MU_GLAND - mu_dm)
-            if need_dbt:
-                L_dbt = L_dbt + path * (acq.MU_GLAND - mu_tomo) * (
-                    alpha * geom.thickness_mm / slab_mm + 1 - alpha
-                )
-        findings.append({"lesion": les, "mask": mask})
+        elif les.kind == "calcification":  # adds to the tissue (tiny volume)
+            d_dm = path * mu_les
+            d_dbt = d_dm * depth_gain if need_dbt else None
+        else:  # architectural distortion: glandular strands replacing local tissue
+            d_dm = path * (acq.MU_GLAND - mu_dm)
+            d_dbt = path * (acq.MU_GLAND - mu_tomo) * depth_gain if need_dbt else None
+        L_dm = L_dm + d_dm
+        if d_dbt is not None:
+            L_dbt = L_dbt + d_dbt
+        # lesion signal: mean added line integral inside the mask (log units, before noise)
+        signal = d_dbt if modality == "DBT" else d_dm
+        findings.append({"lesion": les, "mask": mask, "signal": float(signal[mask].mean())})
 
     if modality == "DM":
         L = L_dm
@@ -333,17 +333,7 @@ def render_view(
     raw = acq.expose(L, maps.breast, spacing, site, rng, dose=config.dose)
     display = acq.present(raw, maps.breast, spacing, site, rng)
     stored, wc, ww = acq.encode(display, site)
-
-    # lesion contrast in the log domain (for the realism checks)
     log_raw = -np.log(raw)
-    for f in findings:
-        m = f["mask"]
-        ring = cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~m
-        ring &= maps.breast
-        if ring.any():
-            contrasts.append(float(log_raw[m].mean() - log_raw[ring].mean()))
-        else:
-            contrasts.append(float("nan"))
 
     flip = laterality == "R"
     breast = maps.breast[:, ::-1] if flip else maps.breast
@@ -356,7 +346,7 @@ def render_view(
     if site.burned_in_text:
         stored = acq.burn_in_label(stored, f"{laterality} {view}", site, laterality)
     out_findings = []
-    for f, c in zip(findings, contrasts, strict=True):
+    for f in findings:
         les: Lesion = f["lesion"]
         m = f["mask"][:, ::-1] if flip else f["mask"]
         rr = np.flatnonzero(m.any(axis=1))
@@ -372,7 +362,7 @@ def render_view(
                 "subtype": les.subtype,
                 "size_mm": round(les.size_mm, 2),
                 "nipple_distance_mm": round(les.nipple_depth_mm * geom.depth_mm, 2),
-                "contrast": round(c, 5),
+                "contrast": round(f["signal"], 5),
                 "mask": np.ascontiguousarray(m),
             }
         )
@@ -402,4 +392,5 @@ def render_view(
         truth=truth,
         display=np.ascontiguousarray(display),
         log_raw=np.ascontiguousarray(log_raw) if keep_log_raw else None,
+        extra={"gland_fraction": np.ascontiguousarray(f_dm)} if keep_log_raw else {},
     )
