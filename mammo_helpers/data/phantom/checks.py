@@ -91,42 +91,73 @@ def observer_check(
     diameter_mm: tuple[float, float] = (5.0, 9.0),
     roi_mm: float = 16.0,
     rng=0,
+    n_bootstrap: int = 200,
 ):
     """Channelised Hotelling AUC for masses of 5-9 mm, lesion-present vs lesion-absent ROIs.
 
-    Present and absent ROIs come from different patients at the same relative positions,
-    so the observer must find the mass against anatomical and quantum noise. Returns the
-    observer result and the per-ROI density categories (to split by density).
+    Masses (circumscribed or indistinct, no spicules) are placed in breasts drawn from the
+    cohort's distribution; present and absent ROIs come from different patients at the
+    positions a lesion would take, so the observer must find the mass against anatomical
+    and quantum noise. ROIs that cross the skin line or the pectoral muscle are skipped (as
+    in reader studies, lesions sit inside the breast). Returns the observer result and a
+    table of the ROIs used (``present``, ``density``); ``table.attrs['skipped']`` counts
+    the skipped ones.
     """
     gen = np.random.default_rng(rng)
-    present, absent, density = [], [], []
-    for i in range(2 * n_per_class):
+    rois = {True: [], False: []}
+    records = []
+    skipped = 0
+    i = 0
+    while min(len(rois[True]), len(rois[False])) < n_per_class and i < 8 * n_per_class:
         patient = sample_patient(config, 30_000 + i)
-        lat, view = ("L", "CC") if i % 2 == 0 else ("R", "MLO")
+        lat, view = ("L", "CC") if i % 4 < 2 else ("R", "MLO")
+        with_lesion = i % 2 == 0
+        i += 1
+        if len(rois[with_lesion]) >= n_per_class:
+            continue
         lesion = sample_lesion(gen, "mass")
         lesion.size_mm = float(gen.uniform(*diameter_mm))
         lesion.subtype = "circumscribed" if gen.random() < 0.5 else "indistinct"
         lesion.params["n_spicules"] = 0
         lesion.params["occult_view"] = None
-        with_lesion = i < n_per_class
-        patient.lesions = {"L": [lesion] if with_lesion and lat == "L" else [], "R": []}
-        if with_lesion and lat == "R":
-            patient.lesions["R"] = [lesion]
+        patient.lesions = {"L": [], "R": []}
+        if with_lesion:
+            patient.lesions[lat] = [lesion]
         im = render_view(config, patient, lat, view, keep_log_raw=True, modality=modality)
         centre = lesion_centre_px(config, patient, lesion, lat, view, modality)
         size = int(round(roi_mm / im.spacing_mm)) // 2 * 2
-        roi = realism.extract_rois(im.log_raw, [centre], size)[0]
-        (present if with_lesion else absent).append(roi)
-        density.append(patient.density_latent)
-    spacing = im.spacing_mm
+        tissue = (im.breast_mask & ~im.pectoral_mask).astype(np.float32)
+        try:
+            fits = realism.extract_rois(tissue, [centre], size)[0].min() >= 1
+        except ValueError:  # the ROI leaves the image
+            fits = False
+        if not fits:
+            skipped += 1  # crosses the skin line or the muscle: not this detection task
+            continue
+        rois[with_lesion].append(realism.extract_rois(im.log_raw, [centre], size)[0])
+        records.append({"present": with_lesion, "density": patient.density_latent})
+    if min(len(rois[True]), len(rois[False])) < 4:
+        raise ValueError(
+            f"observer_check: only {len(rois[True])} present / {len(rois[False])} absent ROIs "
+            f"fit inside the breast ({skipped} skipped); use a smaller roi_mm"
+        )
+    table = pd.DataFrame(records)
+    table.attrs["skipped"] = skipped
+    width = 0.8 * float(np.mean(diameter_mm)) / im.spacing_mm
+    present, absent = np.stack(rois[True]), np.stack(rois[False])
     result = realism.channelized_hotelling(
-        np.stack(present),
-        np.stack(absent),
-        width_px=0.8 * float(np.mean(diameter_mm)) / spacing,
-        rng=rng,
-        n_bootstrap=200,
+        present, absent, width_px=width, rng=rng, n_bootstrap=n_bootstrap
     )
-    return result, density
+    # the same observer within fatty (A, B) and dense (C, D) breasts
+    by_density = {}
+    for name, classes in (("fatty (A, B)", "AB"), ("dense (C, D)", "CD")):
+        keep = table.density.isin(list(classes)).to_numpy()
+        sig = present[keep[table.present.to_numpy()]]
+        bkg = absent[keep[~table.present.to_numpy()]]
+        if min(len(sig), len(bkg)) >= 6:
+            by_density[name] = realism.channelized_hotelling(sig, bkg, width_px=width, rng=rng)
+    table.attrs["by_density"] = by_density
+    return result, table
 
 
 def speed_check(config: PhantomConfig, n_images: int = 8) -> float:

@@ -26,7 +26,8 @@ _VGF_MEDIAN = (0.08, 0.15, 0.32, 0.55)
 # reader cut points on area percent density (%), chosen so that the category medians
 # fall near the reader-assigned medians 6 / 15 / 51 / 78 % (Acad Radiol 2006)
 PD_CUTPOINTS = (8.0, 30.0, 68.0)
-DENSE_FRACTION_THRESHOLD = 0.28  # projected glandular fraction that reads as "dense"
+DENSE_FRACTION_THRESHOLD = 0.28
+DBT_RECON_BOOST = 1.0  # high-frequency boost of the simulated DBT reconstruction  # projected glandular fraction that reads as "dense"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def sample_patient(config: PhantomConfig, index: int) -> PatientSpec:
         thick[lat] = float(np.clip(thickness + rng.normal(0, 2), 30, 90))
         dep[lat] = float(np.clip(depth + rng.normal(0, 3), 60, 150))
         hw[lat] = float(np.clip(half_width + rng.normal(0, 3), 45, 105))
-        beta[lat] = float(rng.uniform(3.2, 3.7))
+        beta[lat] = float(rng.uniform(3.4, 3.9))
         found: list[Lesion] = []
         if rng.random() < config.lesion_prevalence:
             n = 1 + int(rng.random() < 0.15)
@@ -324,7 +325,9 @@ def render_view(
     if modality == "DM":
         L = L_dm
     elif modality == "DBT":
-        L = L_dbt
+        # reconstruction filtering (ramp / slice-thickness filters of filtered back-
+        # projection) suppresses the low frequencies of overlapping tissue
+        L = L_dbt + DBT_RECON_BOOST * (L_dbt - cv2.GaussianBlur(L_dbt, (0, 0), 2.0 / spacing))
     else:  # synthesized 2D: DM plus the in-focus (high-pass) structure of the DBT slab
         hp = L_dbt - cv2.GaussianBlur(L_dbt, (0, 0), 1.0 / spacing)
         L = L_dm + 0.35 * hp

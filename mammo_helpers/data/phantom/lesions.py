@@ -90,7 +90,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             orientation=float(rng.uniform(0, np.pi)),
             harmonics=amps.tolist(),
             phases=rng.uniform(0, 2 * np.pi, n_harm).tolist(),
-            density_ratio=float(rng.uniform(1.02, 1.10)),  # mu_mass / mu_gland
+            density_ratio=float(rng.uniform(1.06, 1.15)),  # mu_mass / mu_gland (Carroll 1994)
             n_spicules=int(rng.integers(8, 25)) if margin == "spiculated" else 0,
             spicule_seed=int(rng.integers(2**31)),
             occult_view=(str(rng.choice(["CC", "MLO"])) if rng.random() < 0.08 else None),
@@ -195,7 +195,7 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
             r_theta = r_theta + 0.04 * np.cos(14 * theta + p["phases"][0])
         r_theta = radius * np.clip(r_theta, 0.5, 1.6)
         inside = rad < r_theta
-        chord = 2.0 * np.sqrt(np.clip(r_theta**2 - rad**2, 0.0, None)) * 0.8
+        chord = 2.0 * np.sqrt(np.clip(r_theta**2 - rad**2, 0.0, None))
         path[sl] = np.where(inside, chord, 0.0)
         mask[sl] = inside
         if p.get("n_spicules", 0):

@@ -73,8 +73,7 @@ def glandular_maps(
     envelope_weight: float = 1.6,
     slab_mm: float = 4.0,
     dbt_half_angle_deg: float = 7.5,
-    partial_volume: float = 0.3,
-    slab_partial_volume: float = 1.2,
+    partial_volume: float = 0.6,
     asymmetry: list[tuple[float, float, float, float]] | None = None,
     need_dbt: bool = False,
 ) -> TissueMaps:
@@ -134,10 +133,7 @@ def glandular_maps(
     tomo = np.zeros_like(dm)
     if need_dbt:
         in_slab = np.abs(z) < slab_mm / 2
-        # the reconstructed slice averages partial volumes (slice sensitivity profile and
-        # in-plane reconstruction blur): a softer gland/fat transition than the projection
-        soft = np.clip((score[:, :, in_slab] - tau) / slab_partial_volume + 0.5, 0.0, 1.0)
-        slab = (soft * inside[:, :, in_slab]).mean(axis=2)
+        slab = gland[:, :, in_slab].mean(axis=2)
         # shift-and-add along the tube motion (rows): a box blur of width 2|z|tan(theta)
         fy = sfft.rfftfreq(gland.shape[0], COARSE_MM)
         spec = sfft.rfft(gland, axis=0, workers=-1)
