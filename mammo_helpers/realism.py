@@ -445,7 +445,6 @@ def percent_density(
     return float(100.0 * dense.mean())
 
 
-
 @dataclass(frozen=True)
 class VolumetricDensity:
     """Result of :func:`volumetric_percent_density` (percentages 0-100)."""
