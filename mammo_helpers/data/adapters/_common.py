@@ -202,6 +202,16 @@ class LoadReport:
             }
         )
 
+    def accept_view(self, laterality, view, view_label=None, **where) -> bool:
+        """True for an L/R CC/MLO image; otherwise record why it is dropped."""
+        if view not in ("CC", "MLO"):
+            self.drop(f"view {view_label or view} is not CC/MLO", **where)
+            return False
+        if laterality not in ("L", "R"):
+            self.drop(f"laterality {laterality} is not L/R", **where)
+            return False
+        return True
+
     def note(self, what: str, n: int = 1) -> None:
         """Count a fix that keeps the data (e.g. 'boxes clipped to the image')."""
         if n:

@@ -200,11 +200,7 @@ def load_embed(root: str | os.PathLike, *, require_files: bool = False):
             report.drop("spot compression / magnification view (spot_mag == 1)", **where)
             continue
         view, laterality = clean(rec["ViewPosition"]), clean(rec["ImageLateralityFinal"])
-        if view not in ("CC", "MLO"):
-            report.drop(f"view {view} is not CC/MLO", **where)
-            continue
-        if laterality not in ("L", "R"):
-            report.drop(f"laterality {laterality} is not L/R", **where)
+        if not report.accept_view(laterality, view, **where):
             continue
         parts = PurePosixPath(dicom_path).parts
         start = next((i for i, p in enumerate(parts) if _COHORT.fullmatch(p)), None)

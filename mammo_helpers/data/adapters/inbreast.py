@@ -151,8 +151,7 @@ def load_inbreast(root: str | os.PathLike):
             continue
         laterality = match["side"]
         view = "MLO" if match["view"] in ("ML", "MLO") else match["view"]
-        if view not in ("CC", "MLO"):
-            report.drop(f"view {match['view']} is not CC/MLO", **where)
+        if not report.accept_view(laterality, view, view_label=match["view"], **where):
             continue
         csv_lat, csv_view = clean(rec["Laterality"]), clean(rec["View"])
         if (csv_lat, "MLO" if csv_view == "ML" else csv_view) != (laterality, view):

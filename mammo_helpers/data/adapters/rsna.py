@@ -76,11 +76,7 @@ def load_rsna(root: str | os.PathLike, *, require_files: bool = False):
             report.drop("duplicate image_id", **where)
             continue
         laterality, view = clean(rec["laterality"]), clean(rec["view"])
-        if view not in ("CC", "MLO"):
-            report.drop(f"view {view} is not CC/MLO", **where)
-            continue
-        if laterality not in ("L", "R"):
-            report.drop(f"laterality {laterality} is not L/R", **where)
+        if not report.accept_view(laterality, view, **where):
             continue
         density = clean(rec["density"])
         if density is not None and density not in ("A", "B", "C", "D"):
