@@ -18,7 +18,8 @@ Merge order: the notebook's own defaults < ``common`` < its stem section < ``-p`
 overrides. Only the parameters a notebook declares in its ``parameters`` cell are injected
 (``common`` keys a notebook does not declare are skipped; a stem section or ``-p`` naming
 an undeclared parameter is an error). Values are checked against the declared type: the
-annotation if there is one (``N_PATIENTS: int | None = 40`` accepts null), else the type
+annotation if there is one (``N_PATIENTS: Optional[int] = 40`` accepts null; papermill
+does not recognise ``int | None`` and skips such a line), else the type
 of the literal default (int, float, str, bool, list, dict; an int is accepted for a float;
 a ``None`` default accepts anything). ``-p`` values are kept as text for str parameters
 and read as YAML / Python literals otherwise. The runner sets

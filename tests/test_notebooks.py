@@ -8,6 +8,7 @@ declares the shared names, every scale file accepted. Execution checks (marker
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
@@ -50,6 +51,17 @@ def test_one_parameters_cell_declaring_shared_names(notebook: Path):
     declared = declared_parameters(notebook)
     missing = [name for name in REQUIRED_PARAMETERS if name not in declared]
     assert not missing, f"{notebook.name}: parameters cell does not declare {missing}"
+    # every assignment in the cell must be visible to papermill, or -p / scale files would
+    # silently miss it (papermill skips e.g. `N: int | None = 3` and comments with '=')
+    tree = ast.parse(nb.cells[tagged[0] - 1].source)
+    assigned = [
+        target.id
+        for node in tree.body
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(target, ast.Name)
+    ]
+    hidden = [name for name in assigned if name not in declared]
+    assert not hidden, f"{notebook.name}: papermill does not see parameters {hidden}"
 
 
 @needs_notebooks
