@@ -31,3 +31,27 @@ def test_density_check_and_speed_return_numbers():
     assert len(df) == 12 and np.isfinite(r)
     assert r > 0.7  # the physics estimate follows the truth even on 12 images
     assert checks.speed_check(PhantomConfig(seed=0, resolution_scale=10.0), 1) > 0
+
+
+def test_nipple_distance_is_measured_from_the_breast_tip():
+    img = np.zeros((100, 120))
+    img[20:80, :90] = 1.0  # left breast: chest wall at column 0, nipple at column 89
+    assert checks.nipple_distance_mm(img, (40, 40, 50, 50), "L", 0.5) == 22.0
+    right = img[:, ::-1]  # the same breast as a right one: nipple at column 30
+    assert checks.nipple_distance_mm(right, (70, 40, 80, 50), "R", 0.5) == 22.5
+
+
+def test_four_view_check_pairs_the_same_lesion_in_cc_and_mlo(tmp_path):
+    from mammo_helpers.data.cohort import build_cohort
+
+    cohort = build_cohort(
+        3,
+        PhantomConfig(seed=2, resolution_scale=10.0, lesion_prevalence=1.0),
+        data_dir=tmp_path,
+        workers=1,
+        progress=False,
+    )
+    table = checks.four_view_check(cohort.manifest)
+    assert len(table) >= 2
+    assert (table.difference_mm >= 0).all()
+    assert table.difference_mm.median() < 15.0

@@ -31,6 +31,7 @@ def test_right_breast_sits_on_the_right_and_boxes_contain_their_masks():
                 rr, cc = np.nonzero(f["mask"])
                 assert f["xmin"] == cc.min() and f["xmax"] == cc.max() + 1
                 assert f["ymin"] == rr.min() and f["ymax"] == rr.max() + 1
+                assert f["lesion_id"].startswith(lat)
                 assert f["label"] in {
                     "mass",
                     "calcification",

@@ -11,9 +11,10 @@ def test_spiculated_masses_are_malignant_at_the_published_rate():
         m for m in (sample_lesion(rng, "mass") for _ in range(3000)) if m.subtype == "spiculated"
     ]
     k = sum(m.malignant for m in spic)
-    # PPV of a spiculated margin: 81 % (Liberman 1998), before the irregular-shape factor
-    test = stats.binomtest(k, len(spic), 0.81 * 1.0)
-    assert k / len(spic) > 0.75 and test.pvalue > 1e-6 or k / len(spic) <= 0.95
+    # PPV of a spiculated margin: 81 % (Liberman 1998), x1.3 for an irregular shape (capped
+    # at 0.95); spiculated masses are irregular 80 % of the time
+    expected = 0.8 * min(0.81 * 1.3, 0.95) + 0.2 * 0.81
+    assert stats.binomtest(k, len(spic), expected).pvalue > 1e-4
     circ = [
         m for m in (sample_lesion(rng, "mass") for _ in range(3000)) if m.subtype == "circumscribed"
     ]
@@ -29,7 +30,7 @@ def test_round_circumscribed_mass_mask_has_the_disk_area():
     out = render_lesion(les, (100, 100), 0.1, (200, 200), 50.0)
     area = out.mask.sum() * 0.01
     assert area == pytest.approx(np.pi * 25, rel=0.03)
-    assert out.path_mm.max() == pytest.approx(0.8 * 10.0, rel=0.05)
+    assert out.path_mm.max() == pytest.approx(10.0, rel=0.05)  # a sphere's central chord
     assert np.all(out.path_mm[~out.mask] == 0)
 
 

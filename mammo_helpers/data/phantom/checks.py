@@ -92,13 +92,15 @@ def observer_check(
     roi_mm: float = 16.0,
     rng=0,
     n_bootstrap: int = 200,
+    per_image: int = 3,
 ):
     """Channelised Hotelling AUC for masses of 5-9 mm, lesion-present vs lesion-absent ROIs.
 
     Masses (circumscribed or indistinct, no spicules) are placed in breasts drawn from the
     cohort's distribution; present and absent ROIs come from different patients at the
     positions a lesion would take, so the observer must find the mass against anatomical
-    and quantum noise. ROIs that cross the skin line or the pectoral muscle are skipped (as
+    and quantum noise. Each image carries up to ``per_image`` lesion sites at least
+    ``roi_mm`` apart, so one rendering gives several ROIs. ROIs that cross the skin line or the pectoral muscle are skipped (as
     in reader studies, lesions sit inside the breast). Returns the observer result and a
     table of the ROIs used (``present``, ``density``); ``table.attrs['skipped']`` counts
     the skipped ones.
@@ -115,27 +117,41 @@ def observer_check(
         i += 1
         if len(rois[with_lesion]) >= n_per_class:
             continue
-        lesion = sample_lesion(gen, "mass")
-        lesion.size_mm = float(gen.uniform(*diameter_mm))
-        lesion.subtype = "circumscribed" if gen.random() < 0.5 else "indistinct"
-        lesion.params["n_spicules"] = 0
-        lesion.params["occult_view"] = None
+        # several well separated lesion sites per image: more ROIs for the same rendering
+        lesions, centres = [], []
+        for _ in range(4 * per_image):
+            lesion = sample_lesion(gen, "mass")
+            lesion.size_mm = float(gen.uniform(*diameter_mm))
+            lesion.subtype = "circumscribed" if gen.random() < 0.5 else "indistinct"
+            lesion.params["n_spicules"] = 0
+            lesion.params["occult_view"] = None
+            centre = lesion_centre_px(config, patient, lesion, lat, view, modality)
+            spacing = config.spacing_for(SITES[patient.site])
+            if all(
+                np.hypot(centre[0] - c[0], centre[1] - c[1]) * spacing > roi_mm for c in centres
+            ):
+                lesions.append(lesion)
+                centres.append(centre)
+            if len(lesions) == per_image:
+                break
         patient.lesions = {"L": [], "R": []}
         if with_lesion:
-            patient.lesions[lat] = [lesion]
+            patient.lesions[lat] = lesions
         im = render_view(config, patient, lat, view, keep_log_raw=True, modality=modality)
-        centre = lesion_centre_px(config, patient, lesion, lat, view, modality)
         size = int(round(roi_mm / im.spacing_mm)) // 2 * 2
         tissue = (im.breast_mask & ~im.pectoral_mask).astype(np.float32)
-        try:
-            fits = realism.extract_rois(tissue, [centre], size)[0].min() >= 1
-        except ValueError:  # the ROI leaves the image
-            fits = False
-        if not fits:
-            skipped += 1  # crosses the skin line or the muscle: not this detection task
-            continue
-        rois[with_lesion].append(realism.extract_rois(im.log_raw, [centre], size)[0])
-        records.append({"present": with_lesion, "density": patient.density_latent})
+        for centre in centres:
+            if len(rois[with_lesion]) >= n_per_class:
+                break
+            try:
+                fits = realism.extract_rois(tissue, [centre], size)[0].min() >= 1
+            except ValueError:  # the ROI leaves the image
+                fits = False
+            if not fits:
+                skipped += 1  # crosses the skin line or the muscle: not this detection task
+                continue
+            rois[with_lesion].append(realism.extract_rois(im.log_raw, [centre], size)[0])
+            records.append({"present": with_lesion, "density": patient.density_latent})
     if min(len(rois[True]), len(rois[False])) < 4:
         raise ValueError(
             f"observer_check: only {len(rois[True])} present / {len(rois[False])} absent ROIs "
@@ -167,3 +183,56 @@ def speed_check(config: PhantomConfig, n_images: int = 8) -> float:
     for p, (lat, view) in zip(patients, _views(n_images), strict=True):
         render_view(config, p, lat, view)
     return n_images / (time.perf_counter() - start)
+
+
+def nipple_distance_mm(image: np.ndarray, box, laterality: str, spacing_mm: float) -> float:
+    """Distance from the nipple to a box centre along the chest-wall-to-nipple axis.
+
+    The nipple is the breast pixel farthest from the chest wall (column 0 for a left breast,
+    the last column for a right one) in the Otsu breast mask of ``image``.
+    """
+    mask = otsu_breast_mask(image)
+    cols = np.flatnonzero(mask.any(axis=0))
+    nipple_col = cols[-1] if laterality == "L" else cols[0]
+    centre_col = (box[0] + box[2]) / 2
+    return float(abs(nipple_col - centre_col) * spacing_mm)
+
+
+def four_view_check(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Nipple distance of every lesion seen in both views of its breast, measured on the
+    stored images (the realism target: CC and MLO agree within 10 mm)."""
+    from mammo_helpers.io import read_dicom
+
+    rows = []
+    for rec in manifest[manifest.findings.map(len) > 0].itertuples():
+        image = read_dicom(rec.path).pixels
+        for f in rec.findings:
+            box = (f["xmin"], f["ymin"], f["xmax"], f["ymax"])
+            rows.append(
+                {
+                    "patient_id": rec.patient_id,
+                    "laterality": rec.laterality,
+                    "lesion_id": f.get("lesion_id"),
+                    "label": f["label"],
+                    "view": rec.view,
+                    "distance_mm": nipple_distance_mm(
+                        image, box, rec.laterality, rec.pixel_spacing_mm
+                    ),
+                }
+            )
+    columns = ["patient_id", "laterality", "lesion_id", "label", "CC", "MLO", "difference_mm"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    long = pd.DataFrame(rows)
+    wide = long.pivot_table(
+        index=["patient_id", "laterality", "lesion_id", "label"],
+        columns="view",
+        values="distance_mm",
+        aggfunc="first",
+    ).reset_index()
+    if not {"CC", "MLO"} <= set(wide.columns):
+        return pd.DataFrame(columns=columns)
+    wide = wide.dropna(subset=["CC", "MLO"])
+    wide["difference_mm"] = (wide["CC"] - wide["MLO"]).abs()
+    wide.columns.name = None
+    return wide[columns]

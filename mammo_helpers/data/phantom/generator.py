@@ -320,7 +320,14 @@ def render_view(
             L_dbt = L_dbt + d_dbt
         # lesion signal: mean added line integral inside the mask (log units, before noise)
         signal = d_dbt if modality == "DBT" else d_dm
-        findings.append({"lesion": les, "mask": mask, "signal": float(signal[mask].mean())})
+        findings.append(
+            {
+                "lesion": les,
+                "lesion_id": f"{laterality}{patient.lesions[laterality].index(les)}",
+                "mask": mask,
+                "signal": float(signal[mask].mean()),
+            }
+        )
 
     if modality == "DM":
         L = L_dm
@@ -364,7 +371,7 @@ def render_view(
                 "malignant": bool(les.malignant),
                 "subtype": les.subtype,
                 "size_mm": round(les.size_mm, 2),
-                "nipple_distance_mm": round(les.nipple_depth_mm * geom.depth_mm, 2),
+                "lesion_id": f["lesion_id"],  # the same lesion in the breast's other view
                 "contrast": round(f["signal"], 5),
                 "mask": np.ascontiguousarray(m),
             }
