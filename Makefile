@@ -17,7 +17,7 @@ MATHJAX_JS := $(MATHJAX_DIR)/tex-mml-chtml.js
 ENV_STAMP := $(VENV)/.mammo-env-installed
 PYTEST_ARGS ?=
 
-.PHONY: help env mathjax data notebooks html book test lint lab clean
+.PHONY: help env mathjax data notebooks html book test lint lab clean clean-data
 # `book` relies on its prerequisites running in order (data, notebooks, then html).
 .NOTPARALLEL:
 
@@ -26,6 +26,7 @@ help:
 	@echo "make test   - lint + the whole test-suite (smoke notebooks, book build, browser check)"
 	@echo "make lab    - open JupyterLab on notebooks/"
 	@echo "make clean  - remove build products (book/_build, book/executed, results, build)"
+	@echo "make clean-data - remove the cached synthetic cohorts"
 
 # ---- environment: reruns when pyproject.toml or the constraints change
 env: $(ENV_STAMP)
@@ -79,3 +80,7 @@ lab: env
 
 clean:
 	rm -rf book/_build book/executed results build
+
+# the synthetic cohorts cached in $$MAMMO_DATA_DIR (default ~/.cache/mammo_helpers)
+clean-data:
+	rm -rf "$${MAMMO_DATA_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/mammo_helpers}"/phantom-*

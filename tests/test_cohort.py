@@ -83,3 +83,12 @@ def test_bad_parameters_are_named(tmp_path):
         build_cohort(0, CFG, data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="manifest"):
         load_cohort(tmp_path)
+
+
+def test_cache_key_changes_with_settings_and_generator_code(monkeypatch):
+    key = cohort_mod.cohort_key(2, CFG)
+    assert cohort_mod.cohort_key(2, CFG) == key
+    assert cohort_mod.cohort_key(3, CFG) != key
+    assert cohort_mod.cohort_key(2, PhantomConfig(seed=4)) != key
+    monkeypatch.setattr(cohort_mod, "generator_fingerprint", lambda: "edited-code")
+    assert cohort_mod.cohort_key(2, CFG) != key

@@ -48,10 +48,25 @@ class Cohort:
     info: dict
 
 
+def generator_fingerprint() -> str:
+    """Hash of the phantom's source code: any change to the generator invalidates caches."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*here.joinpath("phantom").glob("*.py"), Path(__file__)]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def cohort_key(n_patients: int, config: PhantomConfig) -> str:
-    """Stable identifier of (n_patients, config, generator version)."""
+    """Stable identifier of (n_patients, config, generator source)."""
     payload = json.dumps(
-        {"n": n_patients, "config": dataclasses.asdict(config), "v": GENERATOR_VERSION},
+        {
+            "n": n_patients,
+            "config": dataclasses.asdict(config),
+            "v": GENERATOR_VERSION,
+            "code": generator_fingerprint(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
@@ -200,6 +215,7 @@ def build_cohort(
             "n_images": len(df),
             "config": dataclasses.asdict(config),
             "generator_version": GENERATOR_VERSION,
+            "generator_fingerprint": generator_fingerprint(),
             "seconds": round(seconds, 2),
             "images_per_s": round(len(df) / seconds, 3),
             "workers": workers,
