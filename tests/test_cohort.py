@@ -92,3 +92,24 @@ def test_cache_key_changes_with_settings_and_generator_code(monkeypatch):
     assert cohort_mod.cohort_key(2, PhantomConfig(seed=4)) != key
     monkeypatch.setattr(cohort_mod, "generator_fingerprint", lambda: "edited-code")
     assert cohort_mod.cohort_key(2, CFG) != key
+
+
+def test_rerender_draws_the_same_breast_and_lesions_on_a_finer_grid(tiny):
+    rec = tiny.manifest[tiny.manifest.findings.map(len) > 0].iloc[0]
+    fine = cohort_mod.rerender(tiny, rec.image_id, spacing_mm=rec.pixel_spacing_mm / 2)
+    coarse_mask = read_dicom(rec.path).pixels > 0
+    down = (
+        cv2.resize(
+            fine.breast_mask.astype(np.uint8), coarse_mask.shape[::-1], interpolation=cv2.INTER_AREA
+        )
+        > 0
+    )
+    iou = (down & coarse_mask).sum() / (down | coarse_mask).sum()
+    assert iou > 0.95
+    f0, f1 = rec.findings[0], fine.findings[0]
+    centre = lambda f, s: ((f["xmin"] + f["xmax"]) / 2 * s, (f["ymin"] + f["ymax"]) / 2 * s)  # noqa: E731
+    c0 = centre(f0, rec.pixel_spacing_mm)
+    c1 = centre(f1, fine.spacing_mm)
+    assert np.hypot(c0[0] - c1[0], c0[1] - c1[1]) < 2 * rec.pixel_spacing_mm
+    with pytest.raises(KeyError, match="nope"):
+        cohort_mod.rerender(tiny, "nope")

@@ -155,6 +155,32 @@ def _render_patient(args) -> list[dict]:
     return rows
 
 
+def config_from_info(info: dict, **changes) -> PhantomConfig:
+    """The :class:`PhantomConfig` a cohort was built with (from its ``cohort.json``)."""
+    values = dict(info["config"])
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = tuple(value)
+    values.update(changes)
+    return PhantomConfig(**values)
+
+
+def rerender(cohort: Cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs):
+    """Draw one image of ``cohort`` again, e.g. at 0.1 mm to see calcifications.
+
+    The same patient, breast, tissue and lesions (the tissue field lives on a fixed 0.5 mm
+    grid), only the pixel grid and the quantum noise differ. Extra keyword arguments go to
+    :func:`render_view` (``keep_log_raw``, ``modality``).
+    """
+    rows = cohort.manifest[cohort.manifest.image_id == image_id]
+    if rows.empty:
+        raise KeyError(f"image_id {image_id!r} is not in the cohort at {cohort.root}")
+    rec = rows.iloc[0]
+    config = config_from_info(cohort.info, spacing_mm=spacing_mm)
+    patient = sample_patient(config, int(rec.patient_id.rsplit("-", 1)[1]))
+    return render_view(config, patient, rec.laterality, rec.view, **kwargs)
+
+
 def load_cohort(root: str | os.PathLike) -> Cohort:
     """Open a cohort folder written by :func:`build_cohort` (paths made absolute)."""
     root = Path(root)

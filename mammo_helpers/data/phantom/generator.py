@@ -312,9 +312,10 @@ def render_view(
         elif les.kind == "calcification":  # adds to the tissue (tiny volume)
             d_dm = path * mu_les
             d_dbt = d_dm * depth_gain if need_dbt else None
-        else:  # architectural distortion: glandular strands replacing local tissue
-            d_dm = path * (acq.MU_GLAND - mu_dm)
-            d_dbt = path * (acq.MU_GLAND - mu_tomo) * depth_gain if need_dbt else None
+        else:  # architectural distortion: fibrous strands replacing the local tissue
+            mu_strand = acq.MU_GLAND * rl.mu_ratio
+            d_dm = path * (mu_strand - mu_dm)
+            d_dbt = path * (mu_strand - mu_tomo) * depth_gain if need_dbt else None
         L_dm = L_dm + d_dm
         if d_dbt is not None:
             L_dbt = L_dbt + d_dbt

@@ -110,7 +110,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             distribution=distribution,
             n_calcs=n,
             seed=int(rng.integers(2**31)),
-            mu_ratio=float(rng.uniform(12.0, 25.0)),  # mu_calc / mu_gland
+            mu_ratio=float(rng.uniform(15.0, 30.0)),  # mu_calc / mu_gland (notes: x15-30)
         )
         return Lesion("calcification", malignant, morph, depth_frac, lateral, size, params, views)
     if kind == "architectural_distortion":
@@ -118,7 +118,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
         size = float(rng.uniform(14.0, 30.0))
         params.update(
             n_lines=int(rng.integers(10, 22)),
-            warp=float(rng.uniform(0.15, 0.3)),
+            warp=float(rng.uniform(0.3, 0.5)),
             seed=int(rng.integers(2**31)),
         )
         return Lesion(
@@ -191,8 +191,9 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
         r_theta = np.ones_like(theta)
         for k, (a, ph) in enumerate(zip(p["harmonics"], p["phases"], strict=True), start=2):
             r_theta = r_theta + a * np.cos(k * theta + ph)
-        if lesion.subtype == "microlobulated":
-            r_theta = r_theta + 0.04 * np.cos(14 * theta + p["phases"][0])
+        if lesion.subtype == "microlobulated":  # small undulations of random phase
+            for k, ph in zip((11, 13, 17), p["phases"][:3], strict=True):
+                r_theta = r_theta + 0.015 * np.cos(k * theta + ph)
         r_theta = radius * np.clip(r_theta, 0.5, 1.6)
         inside = rad < r_theta
         chord = 2.0 * np.sqrt(np.clip(r_theta**2 - rad**2, 0.0, None))
@@ -237,11 +238,11 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
             pts = crng.normal(0, spread, (n, 2))
             pts = np.clip(pts, -extent / 2, extent / 2)
         size_range = {
-            "punctate": (0.25, 0.45),
-            "amorphous": (0.1, 0.25),
-            "coarse_heterogeneous": (0.35, 0.8),
-            "fine_pleomorphic": (0.12, 0.45),
-            "fine_linear": (0.12, 0.3),
+            "punctate": (0.3, 0.6),
+            "amorphous": (0.12, 0.3),
+            "coarse_heterogeneous": (0.5, 1.0),
+            "fine_pleomorphic": (0.2, 0.5),
+            "fine_linear": (0.15, 0.35),
         }[morph]
         sl, rr, cc = _disk_grid(centre_rc, (extent / 2 + 2.0) / s, shape)
         local = np.zeros(rr.shape, dtype=np.float32)
@@ -292,10 +293,10 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
                 thickness=int(round(width)),
                 lineType=cv2.LINE_AA,
             )
-        path[sl] = canvas * 1.5
+        path[sl] = canvas * 4.0  # strands are thin sheets: ~4 mm along the beam
         rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
         mask[sl] = rad < radius * 0.8
-        return RenderedLesion(path, mask, 1.0, 0.0, True)
+        return RenderedLesion(path, mask, 1.1, 0.0, True)  # fibrous strands: mu_gland x 1.1
 
     if lesion.kind == "asymmetry":
         # drawn through the tissue model (a raised glandular envelope); the mask is the region
