@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: works in terminals, notebooks and papermill logs
 
 from mammo_helpers.paths import atomic_directory, atomic_write, default_data_dir
 

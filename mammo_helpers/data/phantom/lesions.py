@@ -110,7 +110,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             distribution=distribution,
             n_calcs=n,
             seed=int(rng.integers(2**31)),
-            mu_ratio=float(rng.uniform(15.0, 30.0)),  # mu_calc / mu_gland (notes: x15-30)
+            mu_ratio=float(rng.uniform(12.0, 25.0)),  # mu_calc / mu_gland (notes: x15-30)
         )
         return Lesion("calcification", malignant, morph, depth_frac, lateral, size, params, views)
     if kind == "architectural_distortion":
@@ -248,7 +248,7 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
         local = np.zeros(rr.shape, dtype=np.float32)
         for py, px in pts:
             d = crng.uniform(*size_range)
-            elong = crng.uniform(2.5, 5.0) if morph == "fine_linear" else crng.uniform(1.0, 1.6)
+            elong = crng.uniform(2.0, 3.5) if morph == "fine_linear" else crng.uniform(1.0, 1.6)
             ang = crng.uniform(0, np.pi)
             dy = (rr - centre_rc[0]) * s - py
             dx = (cc - centre_rc[1]) * s - px
@@ -293,10 +293,10 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness
                 thickness=int(round(width)),
                 lineType=cv2.LINE_AA,
             )
-        path[sl] = canvas * 4.0  # strands are thin sheets: ~4 mm along the beam
+        path[sl] = canvas * 2.0  # strands are thin sheets: ~2 mm along the beam
         rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
         mask[sl] = rad < radius * 0.8
-        return RenderedLesion(path, mask, 1.1, 0.0, True)  # fibrous strands: mu_gland x 1.1
+        return RenderedLesion(path, mask, 1.05, 0.0, True)  # fibrous strands: mu_gland x 1.05
 
     if lesion.kind == "asymmetry":
         # drawn through the tissue model (a raised glandular envelope); the mask is the region
