@@ -722,6 +722,17 @@ def _as_roi_stack(rois, name: str) -> np.ndarray:
     return x
 
 
+def _observer_inputs(signal_rois, background_rois, train_fraction: float):
+    """Checked ROI stacks of both classes for the observers."""
+    s = _as_roi_stack(signal_rois, "signal_rois")
+    b = _as_roi_stack(background_rois, "background_rois")
+    if s.shape[1:] != b.shape[1:]:
+        raise ValueError(f"signal ROIs {s.shape[1:]} and background ROIs {b.shape[1:]} differ")
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    return s, b
+
+
 def _split(n: int, train_fraction: float, rng: np.random.Generator):
     perm = rng.permutation(n)
     k = int(round(train_fraction * n))
@@ -779,12 +790,7 @@ def channelized_hotelling(
     percentile CI from resampling the held-out ROIs. ``width_px`` defaults to size / 4; set it
     to about 2.5x the signal's Gaussian sigma (or ~ the lesion diameter) for a better match.
     """
-    s = _as_roi_stack(signal_rois, "signal_rois")
-    b = _as_roi_stack(background_rois, "background_rois")
-    if s.shape[1:] != b.shape[1:]:
-        raise ValueError(f"signal ROIs {s.shape[1:]} and background ROIs {b.shape[1:]} differ")
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    s, b = _observer_inputs(signal_rois, background_rois, train_fraction)
     gen = _as_rng(rng)
     size = s.shape[1]
     u = laguerre_gauss_channels(size, n_channels, width_px)
@@ -823,12 +829,7 @@ def npwe_observer(
     ``spacing_mm`` it is the plain NPW observer (ideal for white noise). Same split, AUC and
     bootstrap as :func:`channelized_hotelling`.
     """
-    s = _as_roi_stack(signal_rois, "signal_rois")
-    b = _as_roi_stack(background_rois, "background_rois")
-    if s.shape[1:] != b.shape[1:]:
-        raise ValueError(f"signal ROIs {s.shape[1:]} and background ROIs {b.shape[1:]} differ")
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    s, b = _observer_inputs(signal_rois, background_rois, train_fraction)
     gen = _as_rng(rng)
     tr_s, te_s = _split(len(s), train_fraction, gen)
     tr_b, te_b = _split(len(b), train_fraction, gen)
