@@ -27,7 +27,7 @@ def test_round_circumscribed_mass_mask_has_the_disk_area():
     les.subtype = "circumscribed"
     les.size_mm = 10.0
     les.params.update(shape="round", elongation=1.0, harmonics=[0.0] * 8, n_spicules=0)
-    out = render_lesion(les, (100, 100), 0.1, (200, 200), 50.0)
+    out = render_lesion(les, (100, 100), 0.1, (200, 200))
     area = out.mask.sum() * 0.01
     assert area == pytest.approx(np.pi * 25, rel=0.03)
     assert out.path_mm.max() == pytest.approx(10.0, rel=0.05)  # a sphere's central chord
@@ -37,7 +37,7 @@ def test_round_circumscribed_mass_mask_has_the_disk_area():
 def test_calcification_mask_covers_every_calcification():
     rng = np.random.default_rng(5)
     les = sample_lesion(rng, "calcification")
-    out = render_lesion(les, (150, 150), 0.1, (300, 300), 50.0)
+    out = render_lesion(les, (150, 150), 0.1, (300, 300))
     peaks = out.path_mm > 0.2 * out.path_mm.max()
     assert peaks.any()
     assert out.mask[peaks].mean() > 0.98

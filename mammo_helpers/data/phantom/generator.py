@@ -292,7 +292,7 @@ def render_view(
     for i, les in enumerate(lesions):
         if les.kind == "mass" and les.params.get("occult_view") == view:
             continue
-        rl = render_lesion(les, centres[i], spacing, shape, geom.thickness_mm)
+        rl = render_lesion(les, centres[i], spacing, shape)
         mask = rl.mask & maps.breast
         if mask.sum() < 4:
             continue

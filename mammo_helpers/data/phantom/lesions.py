@@ -54,7 +54,7 @@ class Lesion:
     kind: str
     malignant: bool
     subtype: str  # margin / calcification morphology / asymmetry type
-    nipple_depth_mm: float  # posterior distance from the nipple (same in CC and MLO)
+    nipple_depth_frac: float  # posterior distance from the nipple / breast depth (CC and MLO)
     lateral: dict  # view -> relative position in [-1, 1] across the breast at that depth
     size_mm: float  # mass diameter, cluster extent, distortion radius, asymmetry diameter
     params: dict = field(default_factory=dict)
@@ -69,7 +69,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
     """Draw morphology, size, malignancy and position for a lesion of ``kind``."""
     depth_frac = float(rng.uniform(0.2, 0.85))
     lateral = {"CC": float(rng.uniform(-0.6, 0.6)), "MLO": float(rng.uniform(-0.5, 0.6))}
-    params: dict = {"depth_frac": depth_frac, "z_frac": float(rng.uniform(-0.15, 0.15))}
+    params: dict = {}
     views: tuple[str, ...] = ("CC", "MLO")
     if kind == "mass":
         margin = str(rng.choice(MASS_MARGINS, p=[0.3, 0.15, 0.1, 0.2, 0.25]))
@@ -144,7 +144,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
 
 def lesion_centre_mm(lesion: Lesion, geom) -> tuple[float, float]:
     """(u, v) of the lesion centre in the view's breast frame."""
-    u = geom.depth_mm * (1.0 - lesion.nipple_depth_mm)
+    u = geom.depth_mm * (1.0 - lesion.nipple_depth_frac)
     upper = lesion.lateral[geom.view] < 0
     hw = float(geom.half_width(np.array([u]), np.array([upper]))[0])
     if geom.view == "MLO" and upper:
@@ -171,7 +171,7 @@ def _disk_grid(centre_rc, radius_px, shape):
     return (slice(r0, r1), slice(c0, c1)), rr, cc
 
 
-def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape, thickness: float):
+def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape):
     """Draw ``lesion`` around ``centre_rc`` (pixels) on a grid of ``shape``."""
     path = np.zeros(shape, dtype=np.float32)
     mask = np.zeros(shape, dtype=bool)
