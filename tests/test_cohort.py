@@ -113,3 +113,10 @@ def test_rerender_draws_the_same_breast_and_lesions_on_a_finer_grid(tiny):
     assert np.hypot(c0[0] - c1[0], c0[1] - c1[1]) < 2 * rec.pixel_spacing_mm
     with pytest.raises(KeyError, match="nope"):
         cohort_mod.rerender(tiny, "nope")
+
+
+def test_an_unwritable_cache_folder_is_named_before_any_work(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(PermissionError, match="not-a-folder"):
+        build_cohort(1, CFG, data_dir=blocker / "cache", workers=1, progress=False)
