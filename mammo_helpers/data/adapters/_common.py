@@ -282,8 +282,10 @@ def boxed_finding(
     """A finding dict with its box clipped to the image (``None`` and a dropped entry if empty).
 
     ``box`` is (xmin, ymin, xmax, ymax) in pixels. Boxes changed by clipping are counted in the
-    report notes as 'boxes clipped to the image'.
+    report notes as 'boxes clipped to the image'. Optional ``extra`` keys whose value is
+    ``None`` or an empty string are left out of the finding.
     """
+    extra = {key: value for key, value in extra.items() if value is not None and value != ""}
     xmin, ymin, xmax, ymax = (float(v) for v in box)
     if any(math.isnan(v) for v in (xmin, ymin, xmax, ymax)):
         report.drop(

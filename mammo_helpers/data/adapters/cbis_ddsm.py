@@ -256,13 +256,6 @@ def _image_row(
         if box is None:
             report.drop(problem, level="finding", **fwhere)
             continue
-        extra = {"source_label": kind, "mask_path": str(mask_path)}
-        subtype = _subtype(clean(rec[type_col]), clean(rec[detail_col]))
-        if subtype:
-            extra["subtype"] = subtype
-        birads = clean(rec["assessment"])
-        if birads:
-            extra["birads"] = birads
         found = boxed_finding(
             label,
             box,
@@ -270,8 +263,11 @@ def _image_row(
             cols=info["cols"],
             report=report,
             malignant=malignant,
+            source_label=kind,
+            mask_path=str(mask_path),
+            subtype=_subtype(clean(rec[type_col]), clean(rec[detail_col])),
+            birads=clean(rec["assessment"]),
             **fwhere,
-            **extra,
         )
         if found is not None:
             findings.append(found)

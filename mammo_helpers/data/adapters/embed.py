@@ -295,11 +295,6 @@ def _image_row(rec, exam, image_id, path, cohort, laterality, view, modality, re
             malignant = _malignant(to_int(chosen["path_severity"]))
             asses = ASSESSMENT.get(clean(chosen.get("asses")) or "")
             for label, subtype, source in finding_labels(chosen):
-                extra = {"source_label": source}
-                if subtype:
-                    extra["subtype"] = subtype
-                if asses is not None:
-                    extra["birads"] = str(asses)
                 found = boxed_finding(
                     label,
                     (xmin, ymin, xmax, ymax),
@@ -307,8 +302,10 @@ def _image_row(rec, exam, image_id, path, cohort, laterality, view, modality, re
                     cols=cols_px,
                     report=report,
                     malignant=malignant,
+                    source_label=source,
+                    subtype=subtype,
+                    birads=None if asses is None else str(asses),
                     **where,
-                    **extra,
                 )
                 if found is not None:
                     findings.append(found)

@@ -186,11 +186,6 @@ def load_inbreast(root: str | os.PathLike):
                     report.drop("ROI without points", level="finding", **where)
                     continue
                 label, subtype = ROI_LABELS[key]
-                extra = {"source_label": roi["name"]}
-                if subtype:
-                    extra["subtype"] = subtype
-                if birads:
-                    extra["birads"] = birads
                 found = boxed_finding(
                     label,
                     roi_box(roi["points"]),
@@ -198,8 +193,10 @@ def load_inbreast(root: str | os.PathLike):
                     cols=info["cols"],
                     report=report,
                     malignant=None,
+                    source_label=roi["name"],
+                    subtype=subtype,
+                    birads=birads,
                     **where,
-                    **extra,
                 )
                 if found is not None:
                     findings.append(found)

@@ -116,8 +116,7 @@ def load_vindr(root: str | os.PathLike, *, require_files: bool = False):
             report.drop("duplicate image_id", **where)
             continue
         laterality, view = clean(rec["laterality"]), clean(rec["view_position"])
-        if laterality not in ("L", "R") or view not in ("CC", "MLO"):
-            report.drop(f"laterality/view {laterality}/{view} is not L|R / CC|MLO", **where)
+        if not report.accept_view(laterality, view, **where):
             continue
         path = root / "images" / study_id / f"{image_id}.dicom"
         if require_files and not path.is_file():
@@ -167,11 +166,6 @@ def load_vindr(root: str | os.PathLike, *, require_files: bool = False):
                 report.drop(f"unknown finding category {category!r}", level="finding", **where)
                 continue
             label, subtype = VINDR_LABELS[category]
-            extra = {"source_label": category}
-            if subtype:
-                extra["subtype"] = subtype
-            if birads:
-                extra["birads"] = birads
             found = boxed_finding(
                 label,
                 box,
@@ -179,8 +173,10 @@ def load_vindr(root: str | os.PathLike, *, require_files: bool = False):
                 cols=row["cols"],
                 report=report,
                 malignant=None,
+                source_label=category,
+                subtype=subtype,
+                birads=birads,
                 **where,
-                **extra,
             )
             if found is not None:
                 row["findings"].append(found)
