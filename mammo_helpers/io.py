@@ -44,6 +44,7 @@ __all__ = [
     "DicomFileNotFoundError",
     "DicomImage",
     "parse_laterality_view",
+    "pixel_spacing_mm",
     "read_dicom",
     "read_dicom_header",
     "window_from_percentiles",
@@ -226,7 +227,11 @@ def _view(ds: Dataset, path: Path) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _pixel_spacing(ds: Dataset) -> float | None:
+def pixel_spacing_mm(ds: Dataset) -> float | None:
+    """Row pixel spacing in mm from PixelSpacing, else ImagerPixelSpacing (None if absent).
+
+    The one reading of pixel spacing from a header (``read_dicom`` and the adapters).
+    """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
         if not value:
@@ -364,7 +369,7 @@ def read_dicom(
     view, view_raw = _view(ds, p)
     return DicomImage(
         pixels=np.ascontiguousarray(arr, dtype=np.float32),
-        pixel_spacing_mm=_pixel_spacing(ds),
+        pixel_spacing_mm=pixel_spacing_mm(ds),
         laterality=_laterality(ds, p),
         view=view,
         view_raw=view_raw,

@@ -13,9 +13,9 @@ Conventions
   ``PAPER_INPUT_SIZES``; the (width, height) order that OpenCV wants is handled internally.
 * Boxes are ``(xmin, ymin, xmax, ymax)`` float pixel coordinates, x = column, on a continuous
   grid where pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``; an integer box ``(x0, y0, x1, y1)``
-  therefore selects ``img[y0:y1, x0:x1]``. Every geometric operation has a box-aware twin
-  (``crop_boxes``, ``flip_boxes``, ``resize_boxes``) and each pipeline returns a
-  :class:`BoxTransform` mapping boxes of the original image into its output.
+  therefore selects ``img[y0:y1, x0:x1]`` (the convention of :mod:`mammo_helpers.boxes`). Each
+  pipeline returns a :class:`mammo_helpers.boxes.BoxTransform` mapping boxes of the original
+  image into its output.
 * Laterality: a left breast has its chest wall at column 0; "flip to a common laterality" mirrors
   right images so that every breast looks like a left one (paper 03).
 """
@@ -23,24 +23,23 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from mammo_helpers.boxes import BoxTransform
+from mammo_helpers.vocab import check_laterality
+
 __all__ = [
     "END2END_PIXEL_MEANS",
     "IMAGENET_NORMALISATION",
     "PAPER_INPUT_SIZES",
-    "BoxTransform",
     "clahe",
     "clahe_fusion",
     "crop",
-    "crop_boxes",
     "featurewise_mean",
-    "flip_boxes",
     "flip_to_laterality",
     "infer_laterality",
     "otsu_breast_mask",
@@ -49,7 +48,6 @@ __all__ = [
     "pipeline_xai_iou",
     "remove_burned_in_text",
     "resize",
-    "resize_boxes",
     "roi_box",
     "scale_to_unit",
     "to_uint8",
@@ -94,8 +92,6 @@ _INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST_EXACT,
 }
 
-_LATERALITIES = ("L", "R")
-
 
 # ----------------------------------------------------------------------------- validation
 def _as_image(img, name: str = "img", *, allow_channels: bool = False) -> np.ndarray:
@@ -121,19 +117,6 @@ def _as_mask(mask, shape: tuple[int, ...], name: str) -> np.ndarray:
     return m.astype(bool, copy=False)
 
 
-def _as_boxes(boxes, name: str = "boxes") -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.size == 0:
-        return np.zeros((0, 4), dtype=np.float64)
-    if b.ndim == 1 and b.shape[0] == 4:
-        b = b[None, :]
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (N, 4) (xmin, ymin, xmax, ymax), got {b.shape}")
-    if not np.isfinite(b).all():
-        raise ValueError(f"{name} contains non-finite coordinates")
-    return b.copy()
-
-
 def _as_hw(size_hw, name: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in size_hw)
@@ -142,12 +125,6 @@ def _as_hw(size_hw, name: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise ValueError(f"{name} must be positive (height, width), got {size_hw!r}")
     return h, w
-
-
-def _check_laterality(laterality, name: str = "laterality") -> str:
-    if laterality not in _LATERALITIES:
-        raise ValueError(f"{name} must be 'L' or 'R', got {laterality!r}")
-    return laterality
 
 
 # ----------------------------------------------------------------------------- intensity
@@ -316,45 +293,17 @@ def crop(img, box) -> np.ndarray:
     return arr[y0:y1, x0:x1].copy()
 
 
-def crop_boxes(boxes, box) -> tuple[np.ndarray, np.ndarray]:
-    """Move boxes into the coordinates of ``crop(img, box)``.
-
-    Boxes are shifted by ``(x0, y0)`` and clipped to the crop; boxes with no area left inside
-    it are dropped. Returns ``(new_boxes (K, 4) float, kept (K,) int indices into boxes)``.
-    """
-    b = _as_boxes(boxes)
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError(f"crop box {tuple(box)} is empty")
-    out = b - np.array([x0, y0, x0, y0])
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0.0, x1 - x0)
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0.0, y1 - y0)
-    kept = np.flatnonzero((out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1]))
-    return out[kept], kept
-
-
 def flip_to_laterality(img, laterality: str, target: str = "L") -> tuple[np.ndarray, bool]:
     """Mirror the image horizontally if ``laterality != target`` (paper 03: all breasts left).
 
     Returns ``(image, flipped)``; use ``flip_boxes(boxes, width)`` when ``flipped`` is True.
     """
     arr = _as_image(img, allow_channels=True)
-    _check_laterality(laterality)
-    _check_laterality(target, "target")
+    check_laterality(laterality)
+    check_laterality(target, "target")
     if laterality == target:
         return arr, False
     return np.ascontiguousarray(arr[:, ::-1]), True
-
-
-def flip_boxes(boxes, width: float) -> np.ndarray:
-    """Horizontal mirror of boxes in an image ``width`` pixels wide: x -> width - x."""
-    b = _as_boxes(boxes)
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
-    out = b.copy()
-    out[:, 0] = width - b[:, 2]
-    out[:, 2] = width - b[:, 0]
-    return out
 
 
 def infer_laterality(img, *, mask=None) -> str:
@@ -396,61 +345,6 @@ def resize(img, size_hw, *, interpolation: str = "area") -> np.ndarray:
     if arr.ndim == 3 and out.ndim == 2:
         out = out[:, :, None]
     return out
-
-
-def resize_boxes(boxes, from_hw, to_hw) -> np.ndarray:
-    """Scale boxes from an image of size ``from_hw`` to ``to_hw`` (both (height, width))."""
-    b = _as_boxes(boxes)
-    fh, fw = _as_hw(from_hw, "from_hw")
-    th, tw = _as_hw(to_hw, "to_hw")
-    return b * np.array([tw / fw, th / fh, tw / fw, th / fh])
-
-
-@dataclass(frozen=True)
-class BoxTransform:
-    """Maps boxes of the original image into a pipeline output: crop -> flip -> resize.
-
-    ``in_hw``: original (height, width); ``crop_box``: integer ROI box or None; ``flip``:
-    horizontal mirror after cropping; ``out_hw``: resize target (height, width) or None.
-    Calling it returns ``(boxes_out (K, 4), kept (K,) indices)`` (boxes outside the crop are
-    dropped); ``inverse`` maps output boxes (e.g. from an attribution map) back.
-    """
-
-    in_hw: tuple[int, int]
-    crop_box: tuple[int, int, int, int] | None = None
-    flip: bool = False
-    out_hw: tuple[int, int] | None = None
-
-    @property
-    def crop_hw(self) -> tuple[int, int]:
-        if self.crop_box is None:
-            return tuple(self.in_hw)
-        x0, y0, x1, y1 = self.crop_box
-        return (y1 - y0, x1 - x0)
-
-    def __call__(self, boxes) -> tuple[np.ndarray, np.ndarray]:
-        b = _as_boxes(boxes)
-        kept = np.arange(len(b))
-        if self.crop_box is not None:
-            b, kept = crop_boxes(b, self.crop_box)
-        ch, cw = self.crop_hw
-        if self.flip:
-            b = flip_boxes(b, cw)
-        if self.out_hw is not None:
-            b = resize_boxes(b, (ch, cw), self.out_hw)
-        return b, kept
-
-    def inverse(self, boxes) -> np.ndarray:
-        b = _as_boxes(boxes)
-        ch, cw = self.crop_hw
-        if self.out_hw is not None:
-            b = resize_boxes(b, self.out_hw, (ch, cw))
-        if self.flip:
-            b = flip_boxes(b, cw)
-        if self.crop_box is not None:
-            x0, y0 = self.crop_box[:2]
-            b = b + np.array([x0, y0, x0, y0], dtype=np.float64)
-        return b
 
 
 # ----------------------------------------------------------------------------- pipelines
@@ -512,7 +406,7 @@ def pipeline_xai_iou(
     mask = otsu_breast_mask(scaled)
     if laterality is None:
         laterality = infer_laterality(scaled, mask=mask)
-    _check_laterality(laterality)
+    check_laterality(laterality)
     box = roi_box(scaled, mask=mask)
     cropped = crop(scaled, box)
     flipped, was_flipped = flip_to_laterality(cropped, laterality)

@@ -15,12 +15,11 @@ from mammo_helpers.data.adapters._common import (
     LoadReport,
     boxed_finding,
     clean,
-    manifest_row,
     read_table,
     to_float,
     to_int,
 )
-from mammo_helpers.data.manifest import MANIFEST_COLUMNS
+from mammo_helpers.data.manifest import MANIFEST_COLUMNS, manifest_row
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DATASETS = FIXTURES / "datasets"

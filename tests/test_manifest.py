@@ -21,7 +21,6 @@ from mammo_helpers.data.manifest import (
     VIEWS,
     ManifestError,
     check_four_views,
-    clip_box,
     explode_findings,
     load_manifest,
     make_finding,
@@ -281,31 +280,6 @@ def test_make_finding():
         make_finding("Mass", 1, 2, 3, 4)
     with pytest.raises(ValueError, match="xmin < xmax"):
         make_finding("mass", 3, 2, 1, 4)
-
-
-coord = st.floats(-500, 1500, allow_nan=False)
-
-
-@settings(max_examples=60, deadline=None)
-@given(coord, coord, coord, coord, st.integers(1, 1000), st.integers(1, 1000))
-def test_clip_box_is_the_intersection_with_the_image(a, b, c, d, rows, cols):
-    xmin, xmax, ymin, ymax = min(a, b), max(a, b), min(c, d), max(c, d)
-    out = clip_box(xmin, ymin, xmax, ymax, rows, cols)
-    # independent reference: interval intersection
-    lo_x, hi_x = max(xmin, 0), min(xmax, cols)
-    lo_y, hi_y = max(ymin, 0), min(ymax, rows)
-    if hi_x <= lo_x or hi_y <= lo_y:
-        assert out is None
-    else:
-        assert out == (lo_x, lo_y, hi_x, hi_y)
-        make_finding("mass", *out)  # a clipped box is always a valid finding
-
-
-def test_clip_box_rejects_bad_input():
-    with pytest.raises(ValueError, match="finite"):
-        clip_box(0, 0, math.nan, 1, 10, 10)
-    with pytest.raises(ValueError, match="rows and cols"):
-        clip_box(0, 0, 1, 1, 0, 10)
 
 
 # --------------------------------------------------------------------------- I/O

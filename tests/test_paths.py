@@ -5,17 +5,17 @@ import pytest
 from mammo_helpers.paths import (
     atomic_directory,
     atomic_write,
-    default_data_dir,
+    default_cache_dir,
     ensure_writable_dir,
 )
 
 
-def test_default_data_dir_follows_the_environment(monkeypatch, tmp_path):
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MAMMO_DATA_DIR", str(tmp_path / "x"))
-    assert default_data_dir() == tmp_path / "x"
+    assert default_cache_dir() == tmp_path / "x"
     monkeypatch.delenv("MAMMO_DATA_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_data_dir() == tmp_path / "mammo_helpers"
+    assert default_cache_dir() == tmp_path / "mammo_helpers"
 
 
 def test_atomic_write_leaves_nothing_when_the_block_fails(tmp_path):

@@ -13,13 +13,10 @@ from sklearn.preprocessing import minmax_scale
 from mammo_helpers.preprocess import (
     IMAGENET_NORMALISATION,
     PAPER_INPUT_SIZES,
-    BoxTransform,
     clahe,
     clahe_fusion,
     crop,
-    crop_boxes,
     featurewise_mean,
-    flip_boxes,
     flip_to_laterality,
     infer_laterality,
     otsu_breast_mask,
@@ -28,7 +25,6 @@ from mammo_helpers.preprocess import (
     pipeline_xai_iou,
     remove_burned_in_text,
     resize,
-    resize_boxes,
     roi_box,
     scale_to_unit,
     to_uint8,
@@ -198,40 +194,12 @@ def test_remove_burned_in_text():
 
 
 # ----------------------------------------------------------------------------- geometry
-def test_crop_and_crop_boxes_hand_computed():
+def test_crop_hand_computed():
     img = np.arange(60 * 70).reshape(60, 70)
     c = crop(img, (5, 5, 50, 40))
     assert c.shape == (35, 45) and c[0, 0] == img[5, 5] and c[-1, -1] == img[39, 49]
-    boxes = [
-        [10, 10, 20, 20],  # inside -> shifted
-        [0, 0, 8, 8],  # partly outside -> clipped
-        [60, 60, 70, 70],  # outside -> dropped
-        [45, 30, 60, 50],  # crosses the far corner -> clipped
-        [50, 10, 60, 20],  # only touches the right edge -> no area -> dropped
-    ]
-    out, kept = crop_boxes(boxes, (5, 5, 50, 40))
-    np.testing.assert_array_equal(kept, [0, 1, 3])
-    np.testing.assert_allclose(out, [[5, 5, 15, 15], [0, 0, 3, 3], [40, 25, 45, 35]])
-    out, kept = crop_boxes(np.zeros((0, 4)), (0, 0, 5, 5))
-    assert out.shape == (0, 4) and kept.size == 0
     with pytest.raises(ValueError, match="outside the image"):
         crop(img, (0, 0, 71, 10))
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.data())
-def test_flip_boxes_matches_flipped_mask(data):
-    h, w = data.draw(st.integers(4, 60)), data.draw(st.integers(4, 60))
-    x0 = data.draw(st.integers(0, w - 1))
-    x1 = data.draw(st.integers(x0 + 1, w))
-    y0 = data.draw(st.integers(0, h - 1))
-    y1 = data.draw(st.integers(y0 + 1, h))
-    mask = np.zeros((h, w), bool)
-    mask[y0:y1, x0:x1] = True
-    flipped, was = flip_to_laterality(mask, "R")
-    assert was
-    np.testing.assert_array_equal(flip_to_laterality(flipped, "R")[0], mask)
-    np.testing.assert_array_equal(flip_boxes([[x0, y0, x1, y1]], w)[0], bbox_of(flipped))
 
 
 def test_flip_to_laterality_identity_and_errors():
@@ -259,26 +227,6 @@ def test_resize_is_height_width_and_keeps_dtype():
     assert resize(np.zeros((10, 20), np.int64), (3, 4)).dtype == np.int64
     with pytest.raises(ValueError, match="interpolation"):
         resize(x, (5, 7), interpolation="cubic-ish")
-
-
-@settings(max_examples=80, deadline=None)
-@given(st.data(), st.sampled_from(["area", "linear", "nearest"]))
-def test_resize_boxes_matches_resized_mask(data, interpolation):
-    fh, fw = data.draw(st.integers(16, 120)), data.draw(st.integers(16, 120))
-    th, tw = data.draw(st.integers(16, 120)), data.draw(st.integers(16, 120))
-    x0 = data.draw(st.integers(0, fw - 2))
-    x1 = data.draw(st.integers(x0 + 1, fw))
-    y0 = data.draw(st.integers(0, fh - 2))
-    y1 = data.draw(st.integers(y0 + 1, fh))
-    expected = resize_boxes([[x0, y0, x1, y1]], (fh, fw), (th, tw))[0]
-    assume(expected[2] - expected[0] >= 3 and expected[3] - expected[1] >= 3)
-    mask = np.zeros((fh, fw), np.float32)
-    mask[y0:y1, x0:x1] = 1.0
-    out = resize(mask, (th, tw), interpolation=interpolation)
-    assert out.shape == (th, tw)
-    # pixel-centre nearest sampling puts every edge within half an output pixel
-    tol = 0.5 + 1e-9 if interpolation == "nearest" else 1.5
-    np.testing.assert_allclose(bbox_of(out >= 0.5), expected, atol=tol)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -369,16 +317,6 @@ def test_pipeline_domain_shift_and_featurewise_mean():
     assert featurewise_mean(x for x in [np.ones((3, 3))]) == 1.0
     with pytest.raises(ValueError, match="at least one"):
         featurewise_mean([])
-
-
-def test_box_transform_roundtrip():
-    t = BoxTransform((100, 80), crop_box=(10, 20, 70, 90), flip=True, out_hw=(35, 30))
-    boxes = np.array([[15.0, 25.0, 40.0, 60.0], [60.5, 80.0, 69.0, 89.5]])
-    out, kept = t(boxes)
-    np.testing.assert_array_equal(kept, [0, 1])
-    # crop -> (5, 5, 30, 40) in a 60x70 (w x h) crop; flip -> (30, 5, 55, 40); scale 0.5
-    np.testing.assert_allclose(out[0], [15.0, 2.5, 27.5, 20.0])
-    np.testing.assert_allclose(t.inverse(out), boxes)
 
 
 def test_clahe_16_bit_matches_opencv():

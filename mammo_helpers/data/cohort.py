@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # a text bar: works in terminals, notebooks and papermill logs
 
-from mammo_helpers.paths import atomic_directory, atomic_write, default_data_dir
+from mammo_helpers.paths import atomic_directory, atomic_write, default_cache_dir
 
 from .manifest import load_manifest, save_manifest, validate_manifest
 from .phantom import SITES, PhantomConfig, density_from_pd, render_view, sample_patient
@@ -211,7 +211,7 @@ def build_cohort(
     if n_patients < 1:
         raise ValueError(f"n_patients must be >= 1, got {n_patients}")
     config = config or PhantomConfig()
-    base = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    base = Path(data_dir).expanduser() if data_dir else default_cache_dir()
     final = base / f"phantom-{cohort_key(int(n_patients), config)}"
     if final.exists() and (final / MANIFEST_NAME).exists() and not overwrite:
         return load_cohort(final)

@@ -27,7 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mammo_helpers.boxes import MAX_COORDINATE
 from mammo_helpers.paths import atomic_write
+from mammo_helpers.vocab import (
+    DENSITIES,
+    FINDING_LABELS,
+    FOUR_VIEWS,
+    LATERALITIES,
+    MODALITIES,
+    VIEWS,
+)
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "patient_id",
@@ -47,20 +56,6 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "cancer",
     "findings",
 )
-FINDING_LABELS: tuple[str, ...] = (
-    "mass",
-    "calcification",
-    "asymmetry",
-    "architectural_distortion",
-    "lymph_node",
-    "skin_thickening",
-    "retraction",
-)
-LATERALITIES: tuple[str, ...] = ("L", "R")
-VIEWS: tuple[str, ...] = ("CC", "MLO")
-MODALITIES: tuple[str, ...] = ("DM", "s2D", "DBT")
-DENSITIES: tuple[str, ...] = ("A", "B", "C", "D")
-
 #: Keys every finding dict has, in this order.
 FINDING_KEYS: tuple[str, ...] = ("label", "xmin", "ymin", "xmax", "ymax", "malignant")
 #: Optional finding keys that must be strings (or None) when present.
@@ -139,7 +134,14 @@ def _check_finding(finding: object, rows: float | None, cols: float | None) -> t
         size = f"{'?' if cols is None else int(cols)} x {'?' if rows is None else int(rows)}"
         return {}, (
             f"box ({out['xmin']}, {out['ymin']}, {out['xmax']}, {out['ymax']}) lies outside "
-            f"the image [0, cols] x [0, rows] = {size}; clip it with clip_box() in the adapter"
+            f"the image [0, cols] x [0, rows] = {size}; clip it with boxes.clip_box() in the "
+            "adapter"
+        )
+    if max(out["xmax"], out["ymax"]) > MAX_COORDINATE:  # checked even when the size is unknown
+        return {}, (
+            f"box ({out['xmin']}, {out['ymin']}, {out['xmax']}, {out['ymax']}) reaches beyond "
+            f"{MAX_COORDINATE:g} px, larger than any DICOM image can be (Rows/Columns are "
+            "16-bit); are the coordinates in pixels?"
         )
     malignant = finding["malignant"]
     if malignant is not None and not isinstance(malignant, bool | np.bool_):
@@ -190,23 +192,51 @@ def make_finding(
     return finding
 
 
-def clip_box(
-    xmin: float, ymin: float, xmax: float, ymax: float, rows: int, cols: int
-) -> tuple[float, float, float, float] | None:
-    """Clip a box to the image ``[0, cols] x [0, rows]``; ``None`` if nothing is left.
+def manifest_row(
+    *,
+    patient_id: str,
+    study_id: str,
+    image_id: str,
+    path: str | os.PathLike,
+    laterality: str,
+    view: str,
+    modality: str = "DM",
+    site: str,
+    vendor: str = "unknown",
+    density: str | None = None,
+    age: float = math.nan,
+    pixel_spacing_mm: float = math.nan,
+    rows: int | None = None,
+    cols: int | None = None,
+    cancer: int | None = None,
+    findings: list | None = None,
+    **extra: object,
+) -> dict:
+    """One manifest row as a dict: required columns first, then ``extra`` optional columns.
 
-    Adapters use it for real annotations that stick out of the image (VinDr has some).
+    The single constructor of manifest rows, for the phantom cohort and every adapter.
+    Values are checked when the rows become a manifest (:func:`validate_manifest`).
     """
-    coords = (xmin, ymin, xmax, ymax)
-    if not all(_is_real(v) and math.isfinite(v) for v in coords):
-        raise ValueError(f"clip_box: coordinates must be finite numbers, got {coords!r}")
-    if not (_is_real(rows) and rows > 0 and _is_real(cols) and cols > 0):
-        raise ValueError(f"clip_box: rows and cols must be positive, got rows={rows}, cols={cols}")
-    x0, x1 = min(max(float(xmin), 0.0), cols), min(max(float(xmax), 0.0), cols)
-    y0, y1 = min(max(float(ymin), 0.0), rows), min(max(float(ymax), 0.0), rows)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return float(x0), float(y0), float(x1), float(y1)
+    row = {
+        "patient_id": str(patient_id),
+        "study_id": str(study_id),
+        "image_id": str(image_id),
+        "path": str(path),
+        "laterality": laterality,
+        "view": view,
+        "modality": modality,
+        "site": str(site),
+        "vendor": str(vendor),
+        "density": density,
+        "age": age,
+        "pixel_spacing_mm": pixel_spacing_mm,
+        "rows": rows,
+        "cols": cols,
+        "cancer": cancer,
+        "findings": list(findings or []),
+    }
+    row.update(extra)
+    return row
 
 
 # --------------------------------------------------------------------------- validation
@@ -509,16 +539,15 @@ def explode_findings(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-_FOUR_VIEWS = [(lat, view) for lat in LATERALITIES for view in VIEWS]
-
-
 def check_four_views(df: pd.DataFrame) -> pd.DataFrame:
     """Missing (patient_id, study_id, laterality, view) combinations of each study
     (four-view exams, notebook 04). Empty DataFrame when every study is complete."""
     keys = ["patient_id", "study_id"]
     present = df[keys + ["laterality", "view"]].drop_duplicates()
     studies = present[keys].drop_duplicates()
-    expected = studies.merge(pd.DataFrame(_FOUR_VIEWS, columns=["laterality", "view"]), how="cross")
+    expected = studies.merge(
+        pd.DataFrame(list(FOUR_VIEWS), columns=["laterality", "view"]), how="cross"
+    )
     merged = expected.merge(present, how="left", indicator=True)
     missing = merged.loc[merged["_merge"] == "left_only", keys + ["laterality", "view"]]
     return missing.sort_values(keys + ["laterality", "view"]).reset_index(drop=True)

@@ -19,8 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from mammo_helpers.data.manifest import MANIFEST_COLUMNS, clip_box, make_finding, validate_manifest
-from mammo_helpers.io import read_dicom_header
+from mammo_helpers.boxes import clip_box
+from mammo_helpers.data.manifest import (
+    MANIFEST_COLUMNS,
+    make_finding,
+    validate_manifest,
+)
+from mammo_helpers.io import pixel_spacing_mm, read_dicom_header
+from mammo_helpers.vocab import LATERALITIES, VIEWS
 
 DENSITY_FROM_INT = {1: "A", 2: "B", 3: "C", 4: "D"}
 DROPPED_COLUMNS = ("level", "source_file", "source_row", "image_id", "reason")
@@ -130,49 +136,6 @@ def to_int(value: Any) -> int | None:
     return int(number)
 
 
-def manifest_row(
-    *,
-    patient_id: str,
-    study_id: str,
-    image_id: str,
-    path: str | os.PathLike,
-    laterality: str,
-    view: str,
-    modality: str = "DM",
-    site: str,
-    vendor: str = "unknown",
-    density: str | None = None,
-    age: float = math.nan,
-    pixel_spacing_mm: float = math.nan,
-    rows: int | None = None,
-    cols: int | None = None,
-    cancer: int | None = None,
-    findings: list | None = None,
-    **extra: Any,
-) -> dict:
-    """One manifest row as a dict (required columns first, then ``extra`` optional columns)."""
-    row = {
-        "patient_id": str(patient_id),
-        "study_id": str(study_id),
-        "image_id": str(image_id),
-        "path": str(path),
-        "laterality": laterality,
-        "view": view,
-        "modality": modality,
-        "site": str(site),
-        "vendor": str(vendor),
-        "density": density,
-        "age": age,
-        "pixel_spacing_mm": pixel_spacing_mm,
-        "rows": rows,
-        "cols": cols,
-        "cancer": cancer,
-        "findings": list(findings or []),
-    }
-    row.update(extra)
-    return row
-
-
 class LoadReport:
     """Collects dropped rows (with reasons) and counted fixes while an adapter runs."""
 
@@ -204,10 +167,10 @@ class LoadReport:
 
     def accept_view(self, laterality, view, view_label=None, **where) -> bool:
         """True for an L/R CC/MLO image; otherwise record why it is dropped."""
-        if view not in ("CC", "MLO"):
+        if view not in VIEWS:
             self.drop(f"view {view_label or view} is not CC/MLO", **where)
             return False
-        if laterality not in ("L", "R"):
+        if laterality not in LATERALITIES:
             self.drop(f"laterality {laterality} is not L/R", **where)
             return False
         return True
@@ -325,20 +288,10 @@ def boxed_finding(
 def header_info(path: str | os.PathLike) -> dict:
     """Rows, cols, pixel spacing (mm, NaN if absent) and manufacturer from a DICOM header."""
     ds = read_dicom_header(path)
-    spacing = math.nan
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
-        if value is not None:
-            try:
-                spacing = float(value[0])
-            except (TypeError, ValueError, IndexError):
-                continue
-            if spacing > 0:
-                break
-            spacing = math.nan
+    spacing = pixel_spacing_mm(ds)
     return {
         "rows": int(ds.Rows),
         "cols": int(ds.Columns),
-        "pixel_spacing_mm": spacing,
+        "pixel_spacing_mm": math.nan if spacing is None else spacing,
         "vendor": clean(ds.get("Manufacturer")) or "unknown",
     }

@@ -48,11 +48,11 @@ from mammo_helpers.data.adapters._common import (
     boxed_finding,
     clean,
     header_info,
-    manifest_row,
     read_table,
     records,
     to_int,
 )
+from mammo_helpers.data.manifest import manifest_row
 from mammo_helpers.io import DicomError, read_dicom
 
 CSV_FILES = {

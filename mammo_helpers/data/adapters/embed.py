@@ -46,12 +46,12 @@ from mammo_helpers.data.adapters._common import (
     as_root,
     boxed_finding,
     clean,
-    manifest_row,
     read_table,
     records,
     to_float,
     to_int,
 )
+from mammo_helpers.data.manifest import manifest_row
 
 CLINICAL_CSV = "EMBED_OpenData_clinical.csv"
 METADATA_CSV = "EMBED_OpenData_metadata.csv"

@@ -39,11 +39,11 @@ from mammo_helpers.data.adapters._common import (
     boxed_finding,
     clean,
     header_info,
-    manifest_row,
     read_table,
     records,
     to_int,
 )
+from mammo_helpers.data.manifest import manifest_row
 from mammo_helpers.io import DicomError
 
 CSV_NAME = "INbreast.csv"

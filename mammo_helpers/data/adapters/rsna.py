@@ -23,12 +23,12 @@ from mammo_helpers.data.adapters._common import (
     LoadReport,
     as_root,
     clean,
-    manifest_row,
     read_table,
     records,
     to_float,
     to_int,
 )
+from mammo_helpers.data.manifest import manifest_row
 
 TRAIN_CSV = "train.csv"
 TRAIN_COLUMNS = (

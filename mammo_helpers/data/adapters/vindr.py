@@ -28,12 +28,12 @@ from mammo_helpers.data.adapters._common import (
     as_root,
     boxed_finding,
     clean,
-    manifest_row,
     read_table,
     records,
     to_float,
     to_int,
 )
+from mammo_helpers.data.manifest import manifest_row
 
 BREAST_CSV = "breast-level_annotations.csv"
 FINDING_CSV = "finding_annotations.csv"

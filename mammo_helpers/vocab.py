@@ -1,0 +1,51 @@
+"""The words every module agrees on: lateralities, views, the four-view orders, modalities,
+density classes and finding labels (one definition each).
+
+Used by the manifest schema, the DICOM reader/writer, the dataset adapters, the phantom,
+the preprocessing pipelines and every chapter (00-05).
+"""
+
+from __future__ import annotations
+
+LATERALITIES: tuple[str, ...] = ("L", "R")
+#: The two standard screening views (craniocaudal, mediolateral oblique).
+VIEWS: tuple[str, ...] = ("CC", "MLO")
+#: The views of a screening exam in the order of a four-view model's inputs, as paper 04
+#: (Wimmer et al., §III-A) writes the set: L-CC, L-MLO, R-CC, R-MLO.
+FOUR_VIEWS: tuple[tuple[str, str], ...] = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
+#: The same views as a radiologist hangs them (paper 04, Fig. 1): R-CC, L-CC, R-MLO, L-MLO.
+HANGING_ORDER: tuple[tuple[str, str], ...] = (
+    ("R", "CC"),
+    ("L", "CC"),
+    ("R", "MLO"),
+    ("L", "MLO"),
+)
+MODALITIES: tuple[str, ...] = ("DM", "s2D", "DBT")
+#: BI-RADS breast density classes (A fatty ... D extremely dense).
+DENSITIES: tuple[str, ...] = ("A", "B", "C", "D")
+FINDING_LABELS: tuple[str, ...] = (
+    "mass",
+    "calcification",
+    "asymmetry",
+    "architectural_distortion",
+    "lymph_node",
+    "skin_thickening",
+    "retraction",
+)
+
+
+def check_choice(value, choices: tuple[str, ...], name: str) -> str:
+    """``value`` if it is one of ``choices``; otherwise ``ValueError`` naming ``name``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def check_laterality(value, name: str = "laterality") -> str:
+    """'L' or 'R', else ``ValueError`` naming the argument."""
+    return check_choice(value, LATERALITIES, name)
+
+
+def check_view(value, name: str = "view") -> str:
+    """'CC' or 'MLO', else ``ValueError`` naming the argument."""
+    return check_choice(value, VIEWS, name)
