@@ -36,6 +36,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from mammo_helpers.paths import atomic_write
+from mammo_helpers.vocab import ALL_VIEWS
 
 __all__ = [
     "MG_FOR_PRESENTATION",
@@ -65,7 +66,7 @@ _VIEW_FROM_MEANING = {
     "mediolateral oblique": "MLO",
 }
 # View tokens recognised in free text (SeriesDescription, file names).
-_TEXT_VIEWS = ("MLO", "CC", "ML", "LM", "LMO", "XCCL", "XCCM")
+_TEXT_VIEWS = ALL_VIEWS
 _LATERALITY_WORDS = {"L": "L", "LEFT": "L", "R": "R", "RIGHT": "R"}
 _UID_ROOT = "mammo_helpers"
 

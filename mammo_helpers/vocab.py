@@ -10,6 +10,11 @@ from __future__ import annotations
 LATERALITIES: tuple[str, ...] = ("L", "R")
 #: The two standard screening views (craniocaudal, mediolateral oblique).
 VIEWS: tuple[str, ...] = ("CC", "MLO")
+#: Every mammographic view a manifest may hold when an adapter is asked to keep more than the
+#: two standard ones (ACR/DICOM view codes): mediolateral, lateromedial, lateromedial oblique,
+#: superolateral-inferomedial oblique, exaggerated CC (lateral / medial), from below,
+#: cleavage, axillary tail.
+ALL_VIEWS: tuple[str, ...] = VIEWS + ("ML", "LM", "LMO", "SIO", "XCCL", "XCCM", "FB", "CV", "AT")
 #: The views of a screening exam in the order of a four-view model's inputs, as paper 04
 #: (Wimmer et al., §III-A) writes the set: L-CC, L-MLO, R-CC, R-MLO.
 FOUR_VIEWS: tuple[tuple[str, str], ...] = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))

@@ -147,7 +147,7 @@ def _set(df: pd.DataFrame, row: int, col: str, value) -> pd.DataFrame:
         ("vendor", None, ["'unknown'"]),
         ("site", "", ["missing or empty"]),
         ("laterality", "l", ["'l' is not one of L, R"]),
-        ("view", "ML", ["'ML' is not one of CC, MLO"]),
+        ("view", "cc", ["'cc' is not one of CC, MLO, ML"]),
         ("view", None, ["missing value is not one of CC, MLO"]),
         ("modality", "MG", ["'MG' is not one of DM, s2D, DBT"]),
         ("density", "DENSITY C", ["'DENSITY C' is not one of A, B, C, D or missing"]),
@@ -237,7 +237,7 @@ def test_duplicate_image_id_names_both_rows(manifest):
 
 
 def test_error_uses_index_label(manifest):
-    bad = _set(manifest, 3, "view", "AT").set_index(pd.Index([f"r{i}" for i in range(12)]))
+    bad = _set(manifest, 3, "view", "lateral").set_index(pd.Index([f"r{i}" for i in range(12)]))
     with pytest.raises(ManifestError, match=r"manifest row 'r3' \(image_id='I3'\), column 'view'"):
         validate_manifest(bad)
 
@@ -307,7 +307,7 @@ def test_bad_suffix_and_invalid_manifest(tmp_path, manifest):
     with pytest.raises(ValueError, match=r"unsupported suffix '\.json'"):
         load_manifest(tmp_path / "m.json")
     with pytest.raises(ManifestError, match="cannot save manifest to .*bad.csv.*column 'view'"):
-        save_manifest(_set(manifest, 0, "view", "ML"), tmp_path / "bad.csv")
+        save_manifest(_set(manifest, 0, "view", "mlo"), tmp_path / "bad.csv")
     assert not (tmp_path / "bad.csv").exists()
     with pytest.raises(FileNotFoundError, match="nothere.csv"):
         load_manifest(tmp_path / "nothere.csv")
@@ -315,12 +315,12 @@ def test_bad_suffix_and_invalid_manifest(tmp_path, manifest):
 
 def test_load_errors_name_file_row_and_column(tmp_path, manifest):
     path = save_manifest(manifest, tmp_path / "m.csv")
-    text = path.read_text().replace(",MLO,", ",ML,", 1)
+    text = path.read_text().replace(",MLO,", ",MLX,", 1)
     path.write_text(text)
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     msg = str(info.value)
-    assert str(path) in msg and "row 1 (image_id='I1'), column 'view': 'ML'" in msg
+    assert str(path) in msg and "row 1 (image_id='I1'), column 'view': 'MLX'" in msg
     raw = pd.read_csv(tmp_path / "m.csv", dtype=str, keep_default_na=False)
     raw.loc[3, "findings"] = "[{'label': 'mass'}]"
     raw.to_csv(path, index=False)

@@ -7,7 +7,8 @@ adapters and the phantom generator produce it; ``validate_manifest`` is the sing
 Dtypes of a validated manifest:
 
 * string columns (ids, path, laterality, view, modality, site, vendor, density): pandas'
-  default ``str`` dtype; a missing density is ``NaN`` (test with ``pd.isna``);
+  default ``str`` dtype; a missing density is ``NaN`` (test with ``pd.isna``); ``view`` is CC
+  or MLO unless an adapter was asked to keep other views (``vocab.ALL_VIEWS``);
 * ``age``, ``pixel_spacing_mm``: ``float64`` (``NaN`` = unknown);
 * ``rows``, ``cols``, ``cancer``: nullable ``Int64`` (``<NA>`` = unknown);
 * ``findings``: ``object``, a Python list of finding dicts per row (``[]`` = no finding),
@@ -30,6 +31,7 @@ import pandas as pd
 from mammo_helpers.boxes import MAX_COORDINATE
 from mammo_helpers.paths import atomic_write
 from mammo_helpers.vocab import (
+    ALL_VIEWS,
     DENSITIES,
     FINDING_LABELS,
     FOUR_VIEWS,
@@ -63,7 +65,7 @@ FINDING_STR_KEYS: tuple[str, ...] = ("subtype", "birads", "mask_path", "source_l
 
 _ID_COLUMNS = ("patient_id", "study_id", "image_id", "path")
 _TEXT_COLUMNS = ("site", "vendor")
-_VOCAB_COLUMNS = {"laterality": LATERALITIES, "view": VIEWS, "modality": MODALITIES}
+_VOCAB_COLUMNS = {"laterality": LATERALITIES, "view": ALL_VIEWS, "modality": MODALITIES}
 _STRING_COLUMNS = _ID_COLUMNS + tuple(_VOCAB_COLUMNS) + _TEXT_COLUMNS + ("density",)
 _ROOT_ATTR = "manifest_root"
 
