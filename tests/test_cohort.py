@@ -1,22 +1,43 @@
+"""Tests for mammo_helpers.data.cohort: the cached synthetic cohort on disk."""
+
 import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
+from mammo_helpers.boxes import mask_box
 from mammo_helpers.data import cohort as cohort_mod
-from mammo_helpers.data.cohort import build_cohort, load_cohort
+from mammo_helpers.data.cohort import (
+    CohortWarning,
+    build_cohort,
+    cohort_folder,
+    cohort_from_parameters,
+    load_cohort,
+    phantom_config,
+)
 from mammo_helpers.data.manifest import require_four_views
 from mammo_helpers.data.phantom import PhantomConfig
+from mammo_helpers.data.phantom.generator import PD_CUTPOINTS, RenderedImage
 from mammo_helpers.io import read_dicom
 
 CFG = PhantomConfig(seed=3, resolution_scale=12.0, lesion_prevalence=1.0)
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return build_cohort(2, CFG, data_dir=tmp_path_factory.mktemp("c"), workers=1, progress=False)
+    return build_cohort(2, CFG, cache_dir=tmp_path_factory.mktemp("c"), workers=1, progress=False)
 
 
 def test_cohort_has_four_readable_views_per_patient(tiny):
@@ -28,6 +49,7 @@ def test_cohort_has_four_readable_views_per_patient(tiny):
         assert im.laterality == rec.laterality and im.view == rec.view
         assert im.pixels.shape == (rec.rows, rec.cols)
         assert im.pixel_spacing_mm == pytest.approx(rec.pixel_spacing_mm)
+    assert df.attrs["cohort_root"] == str(tiny.root)
 
 
 def test_masks_match_their_boxes(tiny):
@@ -36,14 +58,59 @@ def test_masks_match_their_boxes(tiny):
         for f in rec.findings:
             mask = cv2.imread(str(tiny.root / f["mask_path"]), cv2.IMREAD_GRAYSCALE) > 0
             rr, cc = np.nonzero(mask)
-            assert (cc.min(), rr.min(), cc.max() + 1, rr.max() + 1) == (
-                f["xmin"],
-                f["ymin"],
-                f["xmax"],
-                f["ymax"],
-            )
+            expected = (cc.min(), rr.min(), cc.max() + 1, rr.max() + 1)
+            assert (f["xmin"], f["ymin"], f["xmax"], f["ymax"]) == expected == mask_box(mask)
             n += 1
     assert n > 0
+
+
+def _fake_render(config, patient, laterality, view):
+    """A stand-in for render_view: an 8x8 image whose true percent density is drawn from
+    the patient's latent class (so the cohort code, not the renderer, is under test)."""
+    rng = np.random.default_rng([patient.index, laterality == "L", view == "CC"])
+    centre = {"A": 4.0, "B": 18.0, "C": 50.0, "D": 80.0}[patient.density_latent]
+    return RenderedImage(
+        stored=np.full((8, 8), 100, np.uint16),
+        photometric="MONOCHROME2",
+        bits_stored=12,
+        window_center=2048.0,
+        window_width=4096.0,
+        voi_lut_function="LINEAR",
+        spacing_mm=1.0,
+        laterality=laterality,
+        view=view,
+        modality="DM",
+        findings=[],
+        breast_mask=np.ones((8, 8), bool),
+        pectoral_mask=np.zeros((8, 8), bool),
+        truth={
+            "pd_true": float(np.clip(centre + rng.normal(0, 6), 0, 100)),
+            "vgf": 0.2,
+            "thickness_mm": 50.0,
+        },
+        display=np.zeros((8, 8), np.float32),
+    )
+
+
+def test_reader_density_follows_the_true_percent_density(tmp_path, monkeypatch):
+    """The reader's BI-RADS class (chapter 01's label) tracks the exam's true percent
+    density: classes are ordered like the truth, and the reader agrees with the noise-free
+    class on most exams but not all (reader variability)."""
+    monkeypatch.setattr(cohort_mod, "render_view", _fake_render)
+    config = PhantomConfig(seed=5, resolution_scale=14.0)
+    rows = [row for i in range(300) for row in cohort_mod._render_patient((config, i, tmp_path))]
+    exams = pd.DataFrame(rows).drop_duplicates("study_id")
+    assert set(exams.density) == set("ABCD")
+    rank = exams.density.map("ABCD".index)
+    rho = stats.spearmanr(rank, exams.exam_pd_true).statistic
+    assert rho > 0.85, rho
+    medians = exams.groupby("density").exam_pd_true.median()
+    assert medians.is_monotonic_increasing, medians
+    # the noise-free class is the true PD cut at the reader cut points
+    true_class = np.searchsorted(PD_CUTPOINTS, exams.exam_pd_true.to_numpy())
+    np.testing.assert_array_equal(true_class, exams.density_true.map("ABCD".index))
+    agree = float((exams.density == exams.density_true).mean())
+    assert 0.6 < agree < 0.98, agree
 
 
 def _digest(root: Path) -> str:
@@ -54,10 +121,10 @@ def _digest(root: Path) -> str:
 
 
 def test_same_seed_same_bytes_and_cache_reuse(tiny, tmp_path):
-    other = build_cohort(2, CFG, data_dir=tmp_path, workers=1, progress=False)
+    other = build_cohort(2, CFG, cache_dir=tmp_path, workers=1, progress=False)
     assert _digest(other.root) == _digest(tiny.root)
     stamp = (other.root / "manifest.csv").stat().st_mtime_ns
-    again = build_cohort(2, CFG, data_dir=tmp_path, workers=1, progress=False)
+    again = build_cohort(2, CFG, cache_dir=tmp_path, workers=1, progress=False)
     assert (again.root / "manifest.csv").stat().st_mtime_ns == stamp
     assert load_cohort(again.root).manifest.image_id.tolist() == tiny.manifest.image_id.tolist()
 
@@ -72,17 +139,142 @@ def test_interrupted_build_leaves_no_half_cohort(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cohort_mod, "_render_patient", flaky)
     with pytest.raises(RuntimeError, match="simulated"):
-        build_cohort(2, CFG, data_dir=tmp_path, workers=1, progress=False)
+        build_cohort(2, CFG, cache_dir=tmp_path, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_build_is_cleaned_up_by_the_next_one(tmp_path):
+    """SIGKILL leaves a partial folder; the next build removes it, not a live build's."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = tmp_path / f".phantom-x.partial-{_host()}-999999999-0123abcd"
+        live = tmp_path / f".phantom-y.partial-{_host()}-{proc.pid}-0123abcd"
+        for folder in (dead, live):
+            (folder / "images").mkdir(parents=True)
+        build_cohort(1, CFG, cache_dir=tmp_path, workers=1, progress=False)
+        assert not dead.exists() and live.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _host() -> str:
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+BUILD_SCRIPT = """
+import sys
+from mammo_helpers.data.cohort import build_cohort
+from mammo_helpers.data.phantom import PhantomConfig
+build_cohort(40, PhantomConfig(seed=9, resolution_scale=8.0), cache_dir=sys.argv[1],
+             workers=2, progress=False)
+"""
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_sigterm_stops_the_workers_and_removes_the_partial_folder(tmp_path):
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 180
+        while not any(tmp_path.glob(".phantom-*.partial-*/images/*/*.dcm")):  # workers writing
+            assert proc.poll() is None, "the build ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no image was written within 180 s"
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"workers outlived the parent: {alive}"
+        assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+RACE_SCRIPT = """
+import sys
+from mammo_helpers.data.cohort import build_cohort
+from mammo_helpers.data.phantom import PhantomConfig
+c = build_cohort(1, PhantomConfig(seed=3, resolution_scale=12.0), cache_dir=sys.argv[1],
+                 workers=1, progress=False)
+print(c.root)
+"""
+
+
+def test_two_builders_racing_both_succeed(tmp_path):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    roots = []
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0
+        roots.append(out.strip())
+    assert roots[0] == roots[1]
+    assert [p.name for p in tmp_path.iterdir()] == [Path(roots[0]).name]
+    assert len(load_cohort(roots[0]).manifest) == 4
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    return build_cohort(1, CFG, cache_dir=tmp_path_factory.mktemp("one"), workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["cohort.json garbage", "manifest.csv empty", "a DICOM file missing", "a mask missing"],
+)
+def test_a_damaged_cached_cohort_is_named_and_rebuilt(single, tmp_path, damage):
+    root = tmp_path / single.root.name
+    shutil.copytree(single.root, root)
+    if damage == "cohort.json garbage":
+        victim = root / "cohort.json"
+        victim.write_text("{not json")
+    elif damage == "manifest.csv empty":
+        victim = root / "manifest.csv"
+        victim.write_bytes(b"")
+    elif damage == "a DICOM file missing":
+        victim = next(root.glob("images/*/*.dcm"))
+        victim.unlink()
+    else:
+        victim = next(root.glob("masks/*/*.png"))
+        victim.unlink()
+    with pytest.raises((OSError, ValueError), match=victim.name):
+        load_cohort(root)
+    with pytest.warns(CohortWarning, match=victim.name):
+        again = build_cohort(1, CFG, cache_dir=tmp_path, workers=1, progress=False)
+    assert again.root == root and _digest(again.root) == _digest(single.root)
 
 
 def test_bad_parameters_are_named(tmp_path):
     with pytest.raises(TypeError, match="n_patients"):
-        build_cohort("3", CFG, data_dir=tmp_path)
+        build_cohort("3", CFG, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="n_patients"):
-        build_cohort(0, CFG, data_dir=tmp_path)
+        build_cohort(0, CFG, cache_dir=tmp_path)
+    for workers in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            build_cohort(1, CFG, cache_dir=tmp_path, workers=workers)
     with pytest.raises(FileNotFoundError, match="manifest"):
         load_cohort(tmp_path)
+    with pytest.raises(TypeError, match="unknown phantom setting.*colour.*known"):
+        phantom_config(0, colour="red")
 
 
 def test_cache_key_changes_with_settings_and_generator_code(monkeypatch):
@@ -111,12 +303,99 @@ def test_rerender_draws_the_same_breast_and_lesions_on_a_finer_grid(tiny):
     c0 = centre(f0, rec.pixel_spacing_mm)
     c1 = centre(f1, fine.spacing_mm)
     assert np.hypot(c0[0] - c1[0], c0[1] - c1[1]) < 2 * rec.pixel_spacing_mm
+    # the manifest alone (as load_source returns it) is enough
+    again = cohort_mod.rerender(tiny.manifest, rec.image_id, spacing_mm=rec.pixel_spacing_mm / 2)
+    np.testing.assert_array_equal(again.breast_mask, fine.breast_mask)
     with pytest.raises(KeyError, match="nope"):
         cohort_mod.rerender(tiny, "nope")
+    with pytest.raises(ValueError, match="not a phantom cohort"):
+        cohort_mod.rerender(pd.DataFrame({"image_id": ["x"]}), "x")
 
 
 def test_an_unwritable_cache_folder_is_named_before_any_work(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="not-a-folder"):
-        build_cohort(1, CFG, data_dir=blocker / "cache", workers=1, progress=False)
+        build_cohort(1, CFG, cache_dir=blocker / "cache", workers=1, progress=False)
+
+
+# --------------------------------------------------------------- the settings, once
+def test_cohort_from_parameters_reads_the_chapter_names():
+    params = {"N_PATIENTS": 5, "SEED": 2, "RESOLUTION_SCALE": 6.0, "EPOCHS": 3, "SPACING_MM": None}
+    assert cohort_from_parameters(params) == {"n_patients": 5, "seed": 2, "resolution_scale": 6.0}
+    with pytest.raises(KeyError, match="SEED"):
+        cohort_from_parameters({"N_PATIENTS": 5})
+    with pytest.raises(ValueError, match="N_PATIENTS"):
+        cohort_from_parameters({"N_PATIENTS": 0, "SEED": 0})
+
+
+def _cli(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "mammo_helpers.data.cohort", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--n-patients", "2", "--resolution-scale", "0"], "--resolution-scale: must be a finite"),
+        (
+            ["--n-patients", "2", "--resolution-scale", "nan"],
+            "--resolution-scale: must be a finite",
+        ),
+        (["--n-patients", "2", "--workers", "0"], "--workers: must be an integer >= 1"),
+        (["--n-patients", "2", "--workers", "-2"], "--workers: must be an integer >= 1"),
+        (["--n-patients", "0"], "--n-patients: must be an integer >= 1"),
+        (["--n-patients", "2", "--seed", "-1"], "--seed: must be an integer >= 0"),
+        ([], "give --scale or --n-patients"),
+    ],
+)
+def test_command_line_rejects_bad_options_before_any_work(tmp_path, args, pattern):
+    result = _cli(*args, "--cache-dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert pattern in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("scale", ["smoke", "default"])
+def test_make_data_builds_exactly_the_cohort_of_chapter_00(scale, tmp_path, monkeypatch):
+    """`make data` (mammo-cohort --scale S) and chapter 00 at scale S derive their settings
+    with the same function from the same parameters: same cohort folder."""
+    from mammo_helpers.runner import load_scale, plan_runs
+
+    (plan,) = plan_runs([REPO / "notebooks" / "00_data_and_preprocessing.ipynb"], load_scale(scale))
+    settings = cohort_from_parameters(plan.effective())
+    n, seed = settings.pop("n_patients"), settings.pop("seed")
+    expected = cohort_folder(n, phantom_config(seed, **settings), tmp_path)
+    monkeypatch.setattr(cohort_mod, "build_cohort", _record_folder)
+    monkeypatch.setattr(sys, "argv", ["mammo-cohort"])
+    _record_folder.seen = None
+    cohort_mod.main(["--scale", scale, "--cache-dir", str(tmp_path)])
+    assert _record_folder.seen == expected
+
+
+def _record_folder(n_patients, config, *, cache_dir, **kwargs):
+    _record_folder.seen = cohort_folder(n_patients, config, cache_dir)
+
+    class Done:
+        root = _record_folder.seen
+        manifest = []
+
+    return Done()
+
+
+def test_command_line_builds_and_reports_the_folder(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = _cli(
+        "--n-patients", "1", "--seed", "3", "--resolution-scale", "12", "--workers", "1",
+        "--cache-dir", str(tmp_path), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    folder = cohort_folder(1, PhantomConfig(seed=3, resolution_scale=12.0), tmp_path)
+    assert f"4 images in {folder}" in result.stdout
+    info = json.loads((folder / "cohort.json").read_text())
+    assert info["n_patients"] == 1 and info["config"]["resolution_scale"] == 12.0

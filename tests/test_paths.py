@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,121 @@ def test_a_file_in_the_way_is_named(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="MAMMO_DATA_DIR"):
         ensure_writable_dir(blocker / "sub")
+
+
+# --------------------------------------------------------------- anchors and names
+def test_project_root_is_found_from_any_working_directory(monkeypatch, tmp_path):
+    from mammo_helpers import paths
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    assert paths.project_root() == repo
+    assert paths.project_path("results/x") == repo / "results" / "x"
+    assert paths.project_path(tmp_path) == tmp_path
+    assert paths.display_path(repo / "results" / "x") == "results/x"
+    assert paths.display_path(tmp_path / "y") == str(tmp_path / "y")
+    monkeypatch.setenv("MAMMO_PROJECT_ROOT", str(tmp_path))
+    assert paths.project_root() == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("/data/vindr ", "leading or trailing whitespace"),
+        ("/data/vin\u200bdr", "zero-width"),
+        ("/data/vindr\t", "whitespace"),
+        ("/data/vin\u00a0dr", "non-breaking"),
+    ],
+)
+def test_invisible_characters_in_paths_are_shown(text, note):
+    from mammo_helpers.paths import describe_path, existing_dir
+
+    assert note in describe_path(text) and repr(text) in describe_path(text)
+    with pytest.raises(FileNotFoundError, match="DATA_DIR") as info:
+        existing_dir(text, "VinDr-Mammo dataset", "DATA_DIR")
+    assert repr(text) in str(info.value) and note in str(info.value)
+    assert describe_path("/data/vindr") == "'/data/vindr'"
+
+
+def test_existing_dir_names_files_and_empty_values(tmp_path):
+    from mammo_helpers.paths import existing_dir
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        existing_dir(tmp_path / "f", "dataset")
+    with pytest.raises(FileNotFoundError, match="no folder given; set DATA_DIR"):
+        existing_dir("  ", "dataset", "DATA_DIR")
+    assert existing_dir(tmp_path, "dataset") == tmp_path
+
+
+def test_cache_dir_parameter(monkeypatch, tmp_path):
+    from mammo_helpers.paths import cache_dir
+
+    monkeypatch.setenv("MAMMO_DATA_DIR", str(tmp_path))
+    assert cache_dir(None) == tmp_path
+    assert cache_dir(tmp_path / "c") == tmp_path / "c"
+    with pytest.raises(ValueError, match="CACHE_DIR.*whitespace"):
+        cache_dir(str(tmp_path) + " ")
+
+
+# --------------------------------------------------------------- killed and racing builds
+def _host():
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def test_stale_partials_of_dead_processes_are_removed_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from mammo_helpers import paths
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = tmp_path / f".a.partial-{_host()}-999999999-0123abcd"
+        live = tmp_path / f".b.partial-{_host()}-{sleeper.pid}-0123abcd"
+        old_foreign = tmp_path / ".c.partial-otherhost-12-0123abcd"
+        new_foreign = tmp_path / ".d.partial-otherhost-13-0123abcd"
+        unrelated = tmp_path / ".e.partial-notours"
+        for folder in (dead, live, old_foreign, new_foreign, unrelated):
+            folder.mkdir()
+        age = paths.FOREIGN_PARTIAL_AGE_S + 60
+        os.utime(old_foreign, (time.time() - age, time.time() - age))
+        removed = paths.clean_stale_partials(tmp_path)
+        assert sorted(removed) == sorted([dead, old_foreign])
+        assert live.exists() and new_foreign.exists() and unrelated.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_publishing_when_another_builder_won_the_race(tmp_path, monkeypatch):
+    """If the final folder appears while this build runs, replace=False keeps the other
+    one, replace=True replaces it; neither raises 'Directory not empty'."""
+    final = tmp_path / "cohort"
+    for replace, kept in ((False, "theirs"), (True, "ours")):
+        with atomic_directory(final, replace=replace) as tmp:
+            (tmp / "ours").write_text("1")
+            final.mkdir(exist_ok=True)  # the racing builder publishes first
+            for p in final.iterdir():
+                p.unlink()
+            (final / "theirs").write_text("2")
+        assert [p.name for p in final.iterdir()] == [kept]
+        assert [p.name for p in tmp_path.iterdir()] == ["cohort"]
+
+
+def test_sigterm_inside_the_block_raises_and_cleans_up(tmp_path):
+    import signal
+
+    from mammo_helpers.paths import Terminated, sigterm_as_interrupt
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated):
+        with sigterm_as_interrupt(), atomic_directory(tmp_path / "x") as tmp:
+            (tmp / "part").write_text("x")
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is previous

@@ -47,7 +47,7 @@ def test_four_view_check_pairs_the_same_lesion_in_cc_and_mlo(tmp_path):
     cohort = build_cohort(
         3,
         PhantomConfig(seed=2, resolution_scale=10.0, lesion_prevalence=1.0),
-        data_dir=tmp_path,
+        cache_dir=tmp_path,
         workers=1,
         progress=False,
     )

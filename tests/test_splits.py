@@ -15,6 +15,7 @@ from mammo_helpers.data.splits import (
     check_no_leakage,
     patient_kfold,
     patient_strata,
+    sample_patients,
     train_val_test_split,
 )
 
@@ -201,6 +202,54 @@ def test_train_val_test_errors(big):
     assert "cannot stratify by 'cancer'" in msg and "'1': 2" in msg and "train/val/test" in msg
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\)"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"val": float("nan")}, r"val=nan must be in \[0, 1\)"),
+        ({"test": "0.2"}, "test must be a number"),
+    ],
+)
+def test_bad_seeds_and_fractions_are_named_before_sklearn_sees_them(big, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        train_val_test_split(big, **kwargs)
+    if "seed" in kwargs:
+        with pytest.raises(ValueError, match=pattern):
+            patient_kfold(big, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "pattern"),
+    [
+        ("cancer", 0, "cannot stratify by 'cancer': it is '0' for every patient"),
+        ("density", None, "cannot stratify by 'density': it has no value for any patient"),
+    ],
+)
+def test_stratifying_on_one_class_is_refused_not_silently_ignored(big, column, values, pattern):
+    flat = big.assign(**{column: values})
+    with pytest.raises(ValueError, match=pattern):
+        train_val_test_split(flat, stratify=column)
+    with pytest.raises(ValueError, match=pattern):
+        patient_kfold(flat, stratify=column)
+    assert set(train_val_test_split(flat, stratify=None)) == {"train", "val", "test"}
+
+
+def test_sample_patients_keeps_whole_patients_and_ignores_row_order(big):
+    few = sample_patients(big, 30, seed=4)
+    assert few.patient_id.nunique() == 30
+    sizes = big.groupby("patient_id").size()
+    assert (few.groupby("patient_id").size() == sizes[few.patient_id.unique()]).all()
+    shuffled = big.sample(frac=1.0, random_state=1)
+    assert set(sample_patients(shuffled, 30, seed=4).patient_id) == set(few.patient_id)
+    assert set(sample_patients(big, 30, seed=5).patient_id) != set(few.patient_id)
+    assert sample_patients(big, 10**6) is big
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="N_PATIENTS"):
+            sample_patients(big, bad)
+
+
 def test_assign_split_column(big):
     before = big.copy()
     out = assign_split_column(big, stratify="density", seed=2)
@@ -237,8 +286,9 @@ def test_random_cohorts_never_leak(df, seed):
     try:
         split = train_val_test_split(df, seed=seed)
     except ValueError as exc:
-        # refusing is allowed only for tiny cohorts or classes too small for 3 splits
-        assert len(strata) < 10 or counts.min() < 3, exc
+        # refusing is allowed only for tiny cohorts, classes too small for 3 splits, or a
+        # single class (stratifying on it would silently not stratify)
+        assert len(strata) < 10 or counts.min() < 3 or len(counts) < 2, exc
         assert "train_val_test_split" in str(exc)
     else:
         assert (split_by_patient(df, split).map(len) == 1).all()
@@ -246,7 +296,7 @@ def test_random_cohorts_never_leak(df, seed):
     try:
         fold = patient_kfold(df, n_splits=3, seed=seed)
     except ValueError as exc:
-        assert counts.min() < 3, exc
+        assert counts.min() < 3 or len(counts) < 2, exc
     else:
         assert (pd.Series(fold).groupby(df["patient_id"]).nunique() == 1).all()
         assert set(fold) == {0, 1, 2}

@@ -465,15 +465,22 @@ def load_manifest(path: str | os.PathLike, *, check_files: bool = False) -> pd.D
     suffix = _suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest file {str(path)!r} does not exist")
-    if suffix == ".csv":
-        df = pd.read_csv(
-            path,
-            dtype={c: "str" for c in _STRING_COLUMNS + ("findings",)},
-            keep_default_na=False,
-            na_values=[""],
-        )
-    else:
-        df = pd.read_parquet(path)
+    if path.stat().st_size == 0:
+        raise ManifestError(f"manifest file {str(path)!r} is empty (0 bytes)")
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(
+                path,
+                dtype={c: "str" for c in _STRING_COLUMNS + ("findings",)},
+                keep_default_na=False,
+                na_values=[""],
+            )
+        else:
+            df = pd.read_parquet(path)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas/pyarrow parse errors
+        raise ManifestError(
+            f"manifest file {str(path)!r} cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
     try:
         if "findings" in df.columns:
             df["findings"] = _parse_findings(df)

@@ -65,6 +65,43 @@ def patient_strata(df: pd.DataFrame, stratify: str | None) -> pd.Series:
     return per
 
 
+def _check_seed(seed, caller: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ValueError(f"{caller}: seed must be an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+def _check_fraction(value, name: str, caller: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{caller}: {name} must be a number in [0, 1), got {value!r}")
+    if not 0 <= value < 1:  # also rejects NaN
+        raise ValueError(f"{caller}: {name}={value!r} must be in [0, 1)")
+    return float(value)
+
+
+def sample_patients(df: pd.DataFrame, n_patients: int, *, seed: int = 0) -> pd.DataFrame:
+    """The rows of ``n_patients`` patients drawn at random (all their images kept).
+
+    Deterministic for a seed and independent of row order; asking for at least as many
+    patients as there are returns ``df`` unchanged. Used by ``load_source`` (N_PATIENTS on a
+    real dataset).
+    """
+    caller = "sample_patients"
+    if isinstance(n_patients, bool) or not isinstance(n_patients, int | np.integer):
+        raise ValueError(f"{caller}: N_PATIENTS must be an integer >= 1, got {n_patients!r}")
+    if n_patients < 1:
+        raise ValueError(f"{caller}: N_PATIENTS must be >= 1, got {n_patients}")
+    _require_columns(df, ["patient_id"], caller)
+    patients = np.sort(df["patient_id"].astype("str").unique())
+    if n_patients >= len(patients):
+        return df
+    rng = np.random.default_rng(_check_seed(seed, caller))
+    chosen = set(patients[np.sort(rng.choice(len(patients), n_patients, replace=False))])
+    out = df[df["patient_id"].astype("str").isin(chosen)].copy()
+    out.attrs = dict(df.attrs)
+    return out
+
+
 def _as_dict(counts: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.sort_index().items()}
 
@@ -74,6 +111,17 @@ def _check_strata(strata: pd.Series, stratify: str | None, need: int, what: str,
     if n_patients < need:
         raise ValueError(f"{caller}: {n_patients} patient(s), but {what} needs at least {need}")
     counts = strata.value_counts()
+    if stratify is not None and len(counts) < 2:
+        only = counts.index[0]
+        why = (
+            "has no value for any patient"
+            if only == MISSING_STRATUM
+            else f"is {only!r} for every patient"
+        )
+        raise ValueError(
+            f"{caller}: cannot stratify by {stratify!r}: it {why}; use stratify=None "
+            "or another column"
+        )
     small = counts[counts < need]
     if len(small):
         listed = ", ".join(f"{k!r}: {int(v)}" for k, v in small.sort_index().items())
@@ -132,7 +180,8 @@ def patient_kfold(
     Raises ``ValueError`` when there are fewer patients than folds, or a stratum of
     ``stratify`` has fewer patients than ``n_splits`` (the message names class and counts).
     """
-    if not isinstance(n_splits, int | np.integer) or n_splits < 2:
+    seed = _check_seed(seed, "patient_kfold")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 2:
         raise ValueError(f"patient_kfold: n_splits must be an integer >= 2, got {n_splits!r}")
     cols = ["patient_id"] + ([stratify] if stratify is not None else [])
     _require_columns(df, cols, "patient_kfold")
@@ -169,9 +218,9 @@ def train_val_test_split(
     ``test`` (k <= 20, e.g. 0.2 -> 1 of 5); val is taken the same way from the remaining
     patients. ``val`` or ``test`` may be 0. Fractions are of patients, approximately.
     """
-    for name, value in (("val", val), ("test", test)):
-        if not 0 <= value < 1:
-            raise ValueError(f"train_val_test_split: {name}={value!r} must be in [0, 1)")
+    seed = _check_seed(seed, "train_val_test_split")
+    val = _check_fraction(val, "val", "train_val_test_split")
+    test = _check_fraction(test, "test", "train_val_test_split")
     if not 0 < val + test < 1:
         raise ValueError(f"train_val_test_split: val + test = {val + test} must be in (0, 1)")
     cols = ["patient_id"] + ([stratify] if stratify is not None else [])
