@@ -51,7 +51,7 @@ data: env
 	$(PY) -m mammo_helpers.data.cohort --scale $(SCALE)
 
 notebooks: env
-	$(PY) -m mammo_helpers.runner --scale $(SCALE)
+	$(PY) -m mammo_helpers.run --scale $(SCALE)
 
 html: env mathjax
 	@ls book/executed/*.ipynb >/dev/null 2>&1 || \

@@ -18,7 +18,7 @@ _SUBMODULES = {
     "plotting",
     "preprocess",
     "realism",
-    "runner",
+    "run",
 }
 
 __all__ = sorted(_SUBMODULES | {"__version__"})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mammo_helpers.runner import SUMMARY_NAME, RunResult, list_notebooks, run_notebooks
+from mammo_helpers.run import SUMMARY_NAME, RunResult, list_notebooks, run_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

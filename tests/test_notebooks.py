@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from conftest import REPO, committed_notebooks
 
-from mammo_helpers.runner import declared_parameters, load_scale, resolve_parameters
+from mammo_helpers.run import declared_parameters, load_scale, resolve_parameters
 
 NOTEBOOKS = committed_notebooks()
 REQUIRED_PARAMETERS = ("SEED", "OUT_DIR", "DATA_SOURCE")
