@@ -365,7 +365,7 @@ def test_command_line_rejects_bad_options_before_any_work(tmp_path, args, patter
 def test_make_data_builds_exactly_the_cohort_of_chapter_00(scale, tmp_path, monkeypatch):
     """`make data` (mammo-cohort --scale S) and chapter 00 at scale S derive their settings
     with the same function from the same parameters: same cohort folder."""
-    from mammo_helpers.runner import load_scale, plan_runs
+    from mammo_helpers.run import load_scale, plan_runs
 
     (plan,) = plan_runs([REPO / "notebooks" / "00_data_and_preprocessing.ipynb"], load_scale(scale))
     settings = cohort_from_parameters(plan.effective())

@@ -427,7 +427,7 @@ def build_cohort(
 def notebook_parameters(scale: str) -> dict:
     """The parameters the runner would give chapter 00 at ``scale`` (defaults included)."""
     from mammo_helpers.paths import project_root
-    from mammo_helpers.runner import load_scale, plan_runs
+    from mammo_helpers.run import load_scale, plan_runs
 
     notebook = project_root() / "notebooks" / f"{NOTEBOOK_00}.ipynb"
     if not notebook.is_file():
