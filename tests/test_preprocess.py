@@ -13,6 +13,8 @@ from sklearn.preprocessing import minmax_scale
 from mammo_helpers.preprocess import (
     IMAGENET_NORMALISATION,
     PAPER_INPUT_SIZES,
+    PipelineResult,
+    breast_box,
     clahe,
     clahe_fusion,
     crop,
@@ -25,7 +27,6 @@ from mammo_helpers.preprocess import (
     pipeline_xai_iou,
     remove_burned_in_text,
     resize,
-    roi_box,
     scale_to_unit,
     to_uint8,
     to_uint16,
@@ -172,12 +173,12 @@ def test_otsu_mask_fills_holes():
 
 
 @pytest.mark.parametrize("side", ["L", "R"])
-def test_roi_box_is_ellipse_bbox(side):
+def test_breast_box_is_ellipse_bbox(side):
     img, ellipse, *_ = make_breast(side)
-    box = roi_box(img)
+    box = breast_box(img)
     assert all(isinstance(v, int) for v in box)
     np.testing.assert_allclose(box, bbox_of(ellipse), atol=2)
-    x0, y0, x1, y1 = roi_box(img, margin=5)
+    x0, y0, x1, y1 = breast_box(img, margin=5)
     ref = bbox_of(ellipse) + np.array([-5, -5, 5, 5])
     ref = np.clip(ref, 0, [W, H, W, H])
     np.testing.assert_allclose((x0, y0, x1, y1), ref, atol=2)
@@ -238,8 +239,8 @@ def test_resize_is_height_width_and_keeps_dtype():
         (scale_to_unit, np.zeros((0, 5)), r"empty.*\(0, 5\)"),
         (scale_to_unit, np.array([[0.0, np.nan]]), "non-finite"),
         (otsu_breast_mask, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
-        (roi_box, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
-        (pipeline_correlax, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
+        (breast_box, np.zeros((64, 48)), r"no breast found.*\(64, 48\)"),
+        (pipeline_correlax, np.zeros((64, 48)), r"\(64, 48\) is blank.*every pixel is 0"),
         (pipeline_domain_shift, np.zeros((2, 3, 4)), r"\(2, 3, 4\)"),
     ],
 )
@@ -265,37 +266,40 @@ def lesion_box_in(img01, threshold=0.8):
 def test_pipeline_correlax(side, laterality):
     img, ellipse, _, lesion = make_breast(side, lesion=True)
     res = pipeline_correlax((img * 4000).astype(np.uint16), laterality)
-    for key in ("scaled", "clahe_fused", "roi_box", "cropped", "box_transform", "output"):
-        assert key in res
-    assert all(k in res for k in res["steps"])
-    x0, y0, x1, y1 = res["roi_box"]
-    np.testing.assert_allclose(res["roi_box"], bbox_of(ellipse), atol=2)
+    assert isinstance(res, PipelineResult)
+    expected_steps = ["unit", "breast_mask", "clahe_fused", "cropped"]
+    assert list(res.steps) == expected_steps + (["flipped"] if laterality else [])
+    assert res.output is list(res.steps.values())[-1]
+    x0, y0, x1, y1 = res.info["breast_box"]
+    np.testing.assert_allclose(res.info["breast_box"], bbox_of(ellipse), atol=2)
+    assert 0.0 <= res["unit"].min() and res["unit"].max() == 1.0
     assert res["clahe_fused"].shape == (H, W, 3)
     assert res["cropped"].shape == (y1 - y0, x1 - x0, 3)
-    assert res["window_hw"] == PAPER_INPUT_SIZES["02_correlax"] == (256, 256)
-    out = res["output"]
-    assert res["was_flipped"] == (laterality == "R")
-    boxes, kept = res["box_transform"]([lesion])
+    assert res.info["window_hw"] == PAPER_INPUT_SIZES["02_correlax"] == (256, 256)
+    assert res.info["flipped"] == (laterality == "R")
+    boxes, kept = res.box_transform([lesion])
     np.testing.assert_array_equal(kept, [0])
-    np.testing.assert_allclose(boxes[0], lesion_box_in(out[..., 0]), atol=2)
-    np.testing.assert_allclose(res["box_transform"].inverse(boxes)[0], lesion, atol=1e-9)
+    np.testing.assert_allclose(boxes[0], lesion_box_in(res.output[..., 0]), atol=2)
+    np.testing.assert_allclose(res.box_transform.inverse(boxes)[0], lesion, atol=1e-9)
+    with pytest.raises(KeyError, match="no step 'scaled'; steps: unit, breast_mask"):
+        res["scaled"]
 
 
 @pytest.mark.parametrize(("side", "laterality"), [("L", "L"), ("R", "R"), ("R", None)])
 def test_pipeline_xai_iou(side, laterality):
     img, _, _, lesion = make_breast(side, lesion=True)
     res = pipeline_xai_iou(img, laterality)
-    assert res["laterality"] == side and res["was_flipped"] == (side == "R")
+    assert res.info["laterality"] == side and res.info["flipped"] == (side == "R")
     assert res["resized"].shape == PAPER_INPUT_SIZES["03_xai_iou"]["whole"] == (1024, 512)
-    assert res["normalised"].shape == (1024, 512, 3) and res["normalised"].dtype == np.float32
-    assert all(k in res for k in res["steps"])
+    assert res.output.shape == (1024, 512, 3) and res.output.dtype == np.float32
+    assert res.output is res["normalised"]
     mean = np.asarray(IMAGENET_NORMALISATION["mean"])
     std = np.asarray(IMAGENET_NORMALISATION["std"])
     np.testing.assert_allclose(
-        res["normalised"] * std + mean, res["resized"][..., None].repeat(3, 2), atol=1e-5
+        res.output * std + mean, res["resized"][..., None].repeat(3, 2), atol=1e-5
     )
     assert infer_laterality(res["flipped"]) == "L"
-    boxes, kept = res["box_transform"]([lesion, [0, 0, 1, 1]])
+    boxes, kept = res.box_transform([lesion, [0, 0, 1, 1]])
     np.testing.assert_array_equal(kept, [0])  # the corner box lies outside the breast ROI
     np.testing.assert_allclose(boxes[0], lesion_box_in(res["resized"]), atol=2)
 
@@ -303,20 +307,60 @@ def test_pipeline_xai_iou(side, laterality):
 def test_pipeline_domain_shift_and_featurewise_mean():
     img, _, _, lesion = make_breast("R", lesion=True, label=False)
     res = pipeline_domain_shift(img)
-    assert res["scaled"].shape == PAPER_INPUT_SIZES["05_domain_shift"] == (1152, 896)
-    assert res["centred"].shape == (1152, 896, 3)
-    assert 0.0 <= res["scaled"].min() and res["scaled"].max() <= 255.0
-    assert all(k in res for k in res["steps"])
-    np.testing.assert_allclose(res["featurewise_mean"], res["scaled"].mean(), rtol=1e-5)
-    boxes, _ = res["box_transform"]([lesion])
-    np.testing.assert_allclose(boxes[0], lesion_box_in(res["scaled"] / 255.0), atol=2)
+    assert list(res.steps) == ["unit", "resized", "scaled_255", "rgb", "centred"]
+    assert res["scaled_255"].shape == PAPER_INPUT_SIZES["05_domain_shift"] == (1152, 896)
+    assert res.output.shape == (1152, 896, 3)
+    assert 0.0 <= res["scaled_255"].min() and res["scaled_255"].max() == pytest.approx(255.0)
+    assert 0.0 <= res["unit"].min() and res["unit"].max() == 1.0
+    np.testing.assert_allclose(res.info["featurewise_mean"], res["scaled_255"].mean(), rtol=1e-5)
+    boxes, _ = res.box_transform([lesion])
+    np.testing.assert_allclose(boxes[0], lesion_box_in(res["scaled_255"] / 255.0), atol=2)
     res2 = pipeline_domain_shift(img, featurewise_mean=44.33, size_hw=(96, 80))
-    np.testing.assert_allclose(res2["centred"] + 44.33, res2["rgb"], atol=1e-4)
-    assert res2["centred"].shape == (96, 80, 3)
+    np.testing.assert_allclose(res2.output + 44.33, res2["rgb"], atol=1e-4)
+    assert res2.output.shape == (96, 80, 3)
     assert featurewise_mean([np.full((2, 2), 10.0), np.full((1, 2), 40.0)]) == 20.0
     assert featurewise_mean(x for x in [np.ones((3, 3))]) == 1.0
     with pytest.raises(ValueError, match="at least one"):
         featurewise_mean([])
+
+
+@pytest.mark.parametrize(
+    "pipeline",
+    [pipeline_correlax, lambda im: pipeline_xai_iou(im, "L"), pipeline_domain_shift],
+    ids=["correlax", "xai_iou", "domain_shift"],
+)
+@pytest.mark.parametrize(
+    ("image", "pattern"),
+    [
+        (np.zeros((300, 200), np.uint16), r"blank.*every pixel is 0"),
+        (np.full((300, 200), 7.0), r"blank.*every pixel is 7"),
+        (np.ones((1, 1)), r"\(1, 1\) is too small to be a mammogram"),
+        (np.eye(5), r"\(5, 5\) is too small"),
+    ],
+)
+def test_pipelines_refuse_blank_or_tiny_images(pipeline, image, pattern):
+    """A blank or 1x1 input used to come out as a 1152x896 image of zeros."""
+    with pytest.raises(ValueError, match=pattern):
+        pipeline(image)
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda im: clahe(im, float("nan")), "clip_limit must be a finite number > 0, got nan"),
+        (lambda im: clahe(im, float("inf")), "clip_limit must be a finite number > 0"),
+        (lambda im: clahe(im, 0.0), "clip_limit must be a finite number > 0"),
+        (lambda im: pipeline_domain_shift(im, float("nan")), "featurewise_mean must be finite"),
+        (lambda im: pipeline_domain_shift(im, "44"), "featurewise_mean must be a number"),
+        (lambda im: scale_to_unit(im, low_pct=float("nan")), "low_pct"),
+        (lambda im: breast_box(im, margin=-1), "margin must be an integer >= 0"),
+        (lambda im: breast_box(im, margin=2.5), "margin must be an integer >= 0"),
+    ],
+)
+def test_non_finite_and_out_of_range_settings_are_named(call, pattern):
+    img = scale_to_unit(make_breast()[0])
+    with pytest.raises(ValueError, match=pattern):
+        call(img)
 
 
 def test_clahe_16_bit_matches_opencv():

@@ -1,0 +1,54 @@
+"""Mammogram preprocessing: intensity scaling, CLAHE channel fusion, the breast mask and box,
+flips, resizing, and the three papers' pipelines (typed results whose boxes follow every step).
+
+Used by chapter 00 (every pipeline step on one image), 02 (CorRELAX input: CLAHE fusion + Otsu
+ROI crop), 03 (XAI IoU input: crop, flip to left, 1024x512), 05 (End2End input: 1152x896,
+[0, 255], featurewise mean) and by the torch datasets of every chapter.
+
+Conventions
+-----------
+* Images are numpy arrays ``(rows, cols)`` (or ``(rows, cols, channels)`` where stated), bright =
+  attenuating (MONOCHROME2, as returned by ``mammo_helpers.io.read_dicom``).
+* **Sizes are always (height, width)**, including ``resize`` and every entry of
+  ``PAPER_INPUT_SIZES``; the (width, height) order that OpenCV wants is handled internally.
+* Boxes follow :mod:`mammo_helpers.boxes`: ``(xmin, ymin, xmax, ymax)`` float pixels, an integer
+  box ``(x0, y0, x1, y1)`` selects ``img[y0:y1, x0:x1]``.
+* Laterality: a left breast has its chest wall at column 0; "flip to a common laterality"
+  mirrors right images so that every breast looks like a left one (paper 03).
+"""
+
+from .breast import breast_box, infer_laterality, otsu_breast_mask, remove_burned_in_text
+from .geometry import crop, flip_to_laterality, resize
+from .intensity import clahe, clahe_fusion, featurewise_mean, scale_to_unit, to_uint8, to_uint16
+from .pipelines import (
+    END2END_PIXEL_MEANS,
+    IMAGENET_NORMALISATION,
+    PAPER_INPUT_SIZES,
+    PipelineResult,
+    pipeline_correlax,
+    pipeline_domain_shift,
+    pipeline_xai_iou,
+)
+
+__all__ = [
+    "END2END_PIXEL_MEANS",
+    "IMAGENET_NORMALISATION",
+    "PAPER_INPUT_SIZES",
+    "PipelineResult",
+    "breast_box",
+    "clahe",
+    "clahe_fusion",
+    "crop",
+    "featurewise_mean",
+    "flip_to_laterality",
+    "infer_laterality",
+    "otsu_breast_mask",
+    "pipeline_correlax",
+    "pipeline_domain_shift",
+    "pipeline_xai_iou",
+    "remove_burned_in_text",
+    "resize",
+    "scale_to_unit",
+    "to_uint8",
+    "to_uint16",
+]
