@@ -44,6 +44,7 @@ __all__ = [
     "DicomError",
     "DicomFileNotFoundError",
     "DicomImage",
+    "DicomWarning",
     "parse_laterality_view",
     "pixel_spacing_mm",
     "read_dicom",
@@ -77,6 +78,10 @@ class DicomError(ValueError):
 
 class DicomFileNotFoundError(DicomError, FileNotFoundError):
     """The DICOM file does not exist (catchable as DicomError or FileNotFoundError)."""
+
+
+class DicomWarning(UserWarning):
+    """A readable file whose header disagrees with its pixel data; the message names it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,7 +193,7 @@ def _laterality(ds: Dataset, path: Path) -> str | None:
     """ImageLaterality, else Laterality, else SeriesDescription / file-name tokens."""
     for keyword in ("ImageLaterality", "Laterality"):
         value = (_str_or_none(ds.get(keyword)) or "").upper()
-        if value in ("L", "R"):
+        if value in LATERALITIES:
             return value
     for text in _text_sources(ds, path):
         lat, _ = parse_laterality_view(text)
@@ -217,14 +222,14 @@ def _view(ds: Dataset, path: Path) -> tuple[str | None, str | None]:
     raw = _str_or_none(ds.get("ViewPosition"))
     if raw is not None:
         raw = raw.upper()
-        return (raw if raw in ("CC", "MLO") else None), raw
+        return (raw if raw in VIEWS else None), raw
     view, raw = _view_from_code_sequence(ds)
     if raw is not None:
         return view, raw
     for text in _text_sources(ds, path):
         _, token = parse_laterality_view(text)
         if token is not None:
-            return (token if token in ("CC", "MLO") else None), token
+            return (token if token in VIEWS else None), token
     return None, None
 
 
@@ -317,8 +322,46 @@ def _apply_voi(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, tuple[float, f
     return arr, None
 
 
+def _check_high_bits(ds: Dataset, p: Path, bits_stored: int | None) -> None:
+    """Warn when native 16-bit pixel words use bits above BitsStored, or apply an override.
+
+    The standard says those bits are not pixel data (old files kept overlays there), so
+    pydicom masks them. A header that understates the bit depth (BitsStored=8 on 12-bit
+    data) then silently halves the image: say so, with the override that reads it whole.
+    """
+    if bits_stored is not None:
+        if isinstance(bits_stored, bool) or not 1 <= int(bits_stored) <= int(ds.BitsAllocated):
+            raise ValueError(
+                f"bits_stored must be in 1..{int(ds.BitsAllocated)} (BitsAllocated of {p}), "
+                f"got {bits_stored!r}"
+            )
+        ds.BitsStored, ds.HighBit = int(bits_stored), int(bits_stored) - 1
+        return
+    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if tsyntax is None or tsyntax.is_compressed or int(ds.BitsAllocated) != 16:
+        return
+    n = int(ds.Rows) * int(ds.Columns)
+    words = np.frombuffer(ds.PixelData, dtype="<u2" if tsyntax.is_little_endian else ">u2")[:n]
+    declared = int(ds.BitsStored)
+    above = int(np.count_nonzero(words >> declared))
+    if above:
+        needed = int(words.max()).bit_length()
+        warnings.warn(
+            f"{p}: {above} of {n} pixels use bits above BitsStored={declared} (largest stored "
+            f"word {int(words.max())} needs {needed} bits); they were masked as the DICOM "
+            f"standard requires. If the header understates the bit depth, read it with "
+            f"read_dicom(..., bits_stored={needed})",
+            DicomWarning,
+            stacklevel=3,
+        )
+
+
 def read_dicom(
-    path: str | os.PathLike, *, apply_voi: bool = True, require_mg: bool = True
+    path: str | os.PathLike,
+    *,
+    apply_voi: bool = True,
+    require_mg: bool = True,
+    bits_stored: int | None = None,
 ) -> DicomImage:
     """Read a 2-D mammogram as display-oriented float32 pixels (bright = attenuating).
 
@@ -327,6 +370,8 @@ def read_dicom(
     ``voi_applied`` says whether one was used) -> MONOCHROME1 inversion ``lo + hi - x`` where
     [lo, hi] is the output range after VOI (the VOI LUT's nominal range, the windowing output
     range, or the modality output range when no VOI is applied).
+    Bits above BitsStored in native 16-bit data are masked with a :class:`DicomWarning`
+    naming the file; ``bits_stored`` overrides a header that understates the bit depth.
     Raises DicomError (naming the file) for missing, non-DICOM, corrupt, truncated,
     non-MG (when ``require_mg``), colour, multi-frame or pixel-less files.
     """
@@ -334,6 +379,7 @@ def read_dicom(
     ds = _dcmread(p, stop_before_pixels=False)
     _check_image_header(ds, p, require_mg)
     _check_native_length(ds, p)
+    _check_high_bits(ds, p, bits_stored)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns again about what we report
@@ -488,8 +534,8 @@ def write_dicom(
     ``image_id``. ``extra`` maps DICOM keywords to values set last (None deletes the element),
     e.g. ``{"RescaleSlope": 2, "RescaleIntercept": -100}``. Used by notebook 00.
     """
-    laterality = _check_choice("laterality", laterality, ("L", "R"))
-    view = _check_choice("view", view, ("CC", "MLO"))
+    laterality = _check_choice("laterality", laterality, LATERALITIES)
+    view = _check_choice("view", view, VIEWS)
     photometric = _check_choice("photometric", photometric, ("MONOCHROME1", "MONOCHROME2"))
     presentation_intent = _check_choice(
         "presentation_intent", presentation_intent, tuple(_SOP_CLASS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pydicom
@@ -19,6 +20,7 @@ from mammo_helpers.io import (
     MG_FOR_PROCESSING,
     DicomError,
     DicomImage,
+    DicomWarning,
     parse_laterality_view,
     read_dicom,
     read_dicom_header,
@@ -167,7 +169,28 @@ def test_high_bits_above_bits_stored_are_masked(tmp_path):
     ds = pydicom.dcmread(path)
     ds.PixelData = (stored | np.uint16(0xF000)).astype("<u2").tobytes()  # junk in bits 12-15
     ds.save_as(path, enforce_file_format=True)
-    np.testing.assert_array_equal(read_dicom(path).pixels, stored)
+    with pytest.warns(DicomWarning, match=r"64 of 64 pixels use bits above BitsStored=12"):
+        np.testing.assert_array_equal(read_dicom(path).pixels, stored)
+
+
+def test_a_header_understating_the_bit_depth_is_reported_and_can_be_overridden(tmp_path):
+    """BitsStored=8 on 12-bit data used to mask half of the pixels silently."""
+    stored = (_ramp(8, (16, 16)) * 16 + 5).astype(np.uint16)  # 12-bit values 5..4085
+    path = _write(tmp_path / "m.dcm", stored, bits_stored=12)
+    ds = pydicom.dcmread(path)
+    ds.BitsStored, ds.HighBit = 8, 7
+    ds.save_as(path, enforce_file_format=True)
+    n_above = int(np.count_nonzero(stored >> 8))
+    with pytest.warns(DicomWarning, match=rf"m\.dcm: {n_above} of 256 pixels .* needs 12 bits"):
+        masked = read_dicom(path, apply_voi=False).pixels
+    np.testing.assert_array_equal(masked, stored & 0xFF)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DicomWarning)
+        whole = read_dicom(path, apply_voi=False, bits_stored=12).pixels
+        np.testing.assert_array_equal(whole, stored)
+        read_dicom(_write(tmp_path / "ok.dcm", stored, bits_stored=12))  # a correct header: silent
+    with pytest.raises(ValueError, match="bits_stored must be in 1..16"):
+        read_dicom(path, bits_stored=17)
 
 
 def test_deterministic_bytes(tmp_path):
