@@ -36,7 +36,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from mammo_helpers.paths import atomic_write
-from mammo_helpers.vocab import ALL_VIEWS
+from mammo_helpers.vocab import ALL_VIEWS, LATERALITIES, VIEWS
 
 __all__ = [
     "MG_FOR_PRESENTATION",
