@@ -1,8 +1,13 @@
 """Helpers for the executable book reproducing five mammography explainable-AI papers.
 
-Import as ``import mammo_helpers as mh``; submodules (``mh.io``, ``mh.preprocess``,
-``mh.data``, ``mh.realism``, ...) are loaded lazily on first attribute access, so importing
-the package is cheap and has no side effects.
+Import as ``import mammo_helpers as mh``; submodules are loaded lazily on first attribute
+access, so importing the package is cheap and has no side effects. Data flows one way:
+``mh.data`` (``load_source``: the phantom or a real dataset -> the manifest) ->
+``mh.io`` / ``mh.preprocess`` -> models -> ``mh.results`` (metrics, figures, the
+paper-vs-measured table). Shared pieces: ``mh.vocab`` (views, lateralities, labels),
+``mh.boxes`` (the box module), ``mh.paths`` (project root, cache, atomic writes),
+``mh.repro`` (seeds, devices, provenance), ``mh.cache`` (trained models), ``mh.plotting``
+and ``mh.run`` (the papermill runner behind ``mammo-run``).
 """
 
 from __future__ import annotations
@@ -12,13 +17,18 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
+    "boxes",
+    "cache",
     "data",
     "io",
     "paths",
     "plotting",
     "preprocess",
     "realism",
+    "repro",
+    "results",
     "run",
+    "vocab",
 }
 
 __all__ = sorted(_SUBMODULES | {"__version__"})

@@ -1,6 +1,8 @@
-"""Figures shared by the notebooks: mammograms with finding boxes and lesion outlines.
+"""Figures shared by the chapters: one style (:func:`setup`), mammograms with finding boxes and
+lesion outlines, heat maps over mammograms (attributions, CorRELAX maps), ROC curves.
 
-Used by notebook 00 (cohort gallery, preprocessing steps) and later chapters.
+Used by chapter 00 (cohort gallery, preprocessing steps, observer ROC, learnability) and by
+chapters 01-05.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
+#: Figure resolution of every chapter (screen and saved PNGs).
+DPI = 110
 
 LABEL_COLOURS = {
     "mass": "tab:red",
@@ -63,3 +68,87 @@ def legend_handles(labels: Iterable[str] | None = None):
     handles.append(Line2D([], [], color="k", linestyle="-", label="malignant"))
     handles.append(Line2D([], [], color="k", linestyle="--", label="benign"))
     return handles
+
+
+def setup(dpi: int = DPI, *, context: str = "notebook") -> None:
+    """One look for every chapter: seaborn's white grid, ``dpi`` on screen and in PNGs."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 30 <= dpi <= 600:
+        raise ValueError(f"dpi must be an integer in 30..600, got {dpi!r}")
+    sns.set_theme(style="whitegrid", context=context)
+    mpl.rcParams.update(
+        {
+            "figure.dpi": dpi,
+            "savefig.dpi": dpi,
+            "savefig.bbox": "tight",
+            "image.interpolation": "lanczos",
+            "axes.titlesize": "medium",
+        }
+    )
+
+
+def plot_roc(ax, y_true, scores, *, label: str | None = None, chance: bool = True, **line):
+    """ROC curve of binary labels and scores on ``ax``, labelled with its AUC.
+
+    The curve and the AUC come from scikit-learn (``roc_curve``, ``roc_auc_score``); returns
+    the AUC. Extra keyword arguments go to ``ax.plot``.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=float)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"y_true {y.shape} and scores {s.shape} must be 1-D of equal length")
+    if len(np.unique(y)) != 2:
+        raise ValueError(f"an ROC curve needs both classes; y_true holds {np.unique(y).tolist()}")
+    fpr, tpr, _ = roc_curve(y, s)
+    auc = float(roc_auc_score(y, s))
+    text = f"AUC {auc:.2f}" if label is None else f"{label}: AUC {auc:.2f}"
+    ax.plot(fpr, tpr, label=text, **line)
+    if chance:
+        ax.plot([0, 1], [0, 1], ":", color="0.5", lw=0.8)
+    ax.set(
+        xlabel="false-positive fraction", ylabel="true-positive fraction", xlim=(0, 1), ylim=(0, 1)
+    )
+    ax.legend(loc="lower right", fontsize="small")
+    return auc
+
+
+def show_heatmap(
+    ax,
+    image,
+    heatmap,
+    *,
+    findings: Iterable[dict] = (),
+    alpha: float = 0.45,
+    cmap: str = "inferno",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    title: str | None = None,
+    colorbar: bool = True,
+):
+    """A map (attribution, correlation, prediction) over a mammogram, with finding boxes.
+
+    ``heatmap`` must have the image's (rows, cols); pixels where it is NaN are left
+    uncoloured. Returns the image artist of the map (for a shared colour bar).
+    """
+    image = np.asarray(image)
+    heat = np.asarray(heatmap, dtype=float)
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"heatmap has shape {heat.shape}, the image {image.shape[:2]}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    show_mammogram(ax, image, findings, title=title)
+    artist = ax.imshow(
+        np.ma.masked_invalid(heat),
+        cmap=cmap,
+        alpha=alpha,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+    )
+    if colorbar:
+        ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.02)
+    return artist

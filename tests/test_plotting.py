@@ -38,3 +38,53 @@ def test_legend_has_every_label_plus_malignancy_styles():
     handles = legend_handles()
     assert [h.get_label() for h in handles][:-2] == list(LABEL_COLOURS)
     assert handles[-1].get_linestyle() == "--"
+
+
+def test_setup_sets_one_style_and_checks_dpi():
+    from mammo_helpers.plotting import setup
+
+    setup(dpi=90)
+    assert matplotlib.rcParams["figure.dpi"] == 90 and matplotlib.rcParams["savefig.dpi"] == 90
+    setup()
+    assert matplotlib.rcParams["figure.dpi"] == 110
+    for bad in (0, 90.5, True, 10_000):
+        with pytest.raises(ValueError, match="dpi"):
+            setup(dpi=bad)
+
+
+def test_plot_roc_draws_sklearn_curve_and_returns_its_auc():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from mammo_helpers.plotting import plot_roc
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40), np.zeros(60)]
+    s = y + rng.normal(0, 1, 100)
+    fig, ax = plt.subplots()
+    auc = plot_roc(ax, y, s, label="test")
+    assert auc == pytest.approx(roc_auc_score(y, s))
+    fpr, tpr, _ = roc_curve(y, s)
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), fpr)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), tpr)
+    assert ax.get_legend().get_texts()[0].get_text() == f"test: AUC {auc:.2f}"
+    with pytest.raises(ValueError, match="both classes"):
+        plot_roc(ax, np.ones(5), np.arange(5.0))
+    with pytest.raises(ValueError, match="equal length"):
+        plot_roc(ax, y, s[:-1])
+    plt.close(fig)
+
+
+def test_show_heatmap_overlays_a_map_of_the_image_size():
+    from mammo_helpers.plotting import show_heatmap
+
+    img = np.zeros((20, 10))
+    heat = np.arange(200.0).reshape(20, 10)
+    heat[0, 0] = np.nan
+    fig, ax = plt.subplots()
+    finding = {"label": "mass", "xmin": 1, "ymin": 1, "xmax": 4, "ymax": 5, "malignant": True}
+    artist = show_heatmap(ax, img, heat, findings=[finding], vmin=0, vmax=199)
+    assert artist.get_array().mask[0, 0] and artist.get_clim() == (0, 199)
+    assert len(ax.patches) == 1 and len(fig.axes) == 2  # the map's colour bar
+    with pytest.raises(ValueError, match=r"heatmap has shape \(3, 3\)"):
+        show_heatmap(ax, img, np.zeros((3, 3)))
+    plt.close(fig)

@@ -1,0 +1,167 @@
+"""Reproducibility of a chapter run: one seed for every generator, one device choice, and a
+record of what the numbers were produced with (package versions, device, seed, commit, time).
+
+Used by every chapter's setup cell (00-05): ``mh.repro.seed_everything(SEED)``,
+``device = mh.repro.resolve_device(DEVICE)``, ``mh.repro.provenance(...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+
+import numpy as np
+
+from mammo_helpers.paths import project_root
+
+#: Packages whose versions a chapter's provenance lists.
+PACKAGES: tuple[str, ...] = (
+    "mammo_helpers",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "scikit-image",
+    "opencv-python-headless",
+    "pydicom",
+    "torch",
+    "torchvision",
+    "timm",
+    "open_clip_torch",
+    "captum",
+    "matplotlib",
+)
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_seed(seed, name: str = "SEED") -> int:
+    """``seed`` as an int in [0, 2**32), else ``ValueError`` naming the parameter."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+def seed_everything(seed: int, *, deterministic: bool = True) -> int:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU).
+
+    With ``deterministic`` (default) cuDNN picks deterministic kernels and does not benchmark,
+    so the same seed gives the same weights on the same hardware and software. Returns the
+    seed. Code that takes its own ``rng`` / ``seed`` argument stays seeded by that argument.
+    """
+    seed = check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries that draw from the global generator
+    import torch
+
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return seed
+
+
+def resolve_device(device: str = "auto"):
+    """``torch.device`` for the ``DEVICE`` parameter: 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'.
+
+    'auto' takes a CUDA GPU if there is one, else Apple's MPS, else the CPU. Asking for a
+    device the machine does not have fails at once, naming what it does have.
+    """
+    import torch
+
+    if not isinstance(device, str):
+        raise ValueError(f"DEVICE must be one of {', '.join(DEVICES)}; got {device!r}")
+    text = device.strip().lower()
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if has_mps else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "mps":
+        if not has_mps:
+            raise RuntimeError(f"DEVICE 'mps' is not available here; {_available()}")
+        return torch.device("mps")
+    if text == "cuda" or text.startswith("cuda:"):
+        index = text.partition(":")[2]
+        if index and not index.isdigit():
+            raise ValueError(f"DEVICE {device!r}: the GPU index must be a number (cuda:0)")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (index and int(index) >= count):
+            raise RuntimeError(f"DEVICE {device!r} is not available here; {_available()}")
+        return torch.device(text)
+    raise ValueError(f"DEVICE must be one of {', '.join(DEVICES)}; got {device!r}")
+
+
+def _available() -> str:
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    choices = ["cpu", "auto"] + [f"cuda:{i}" for i in range(gpus)]
+    return f"this machine offers {', '.join(choices)}"
+
+
+def package_versions(packages=PACKAGES) -> dict[str, str]:
+    """Installed version of each package (``'not installed'`` when missing)."""
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit(root=None) -> str:
+    """The project's git commit (``+dirty`` when files differ), or 'unknown' outside git."""
+    root = project_root() if root is None else root
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+dirty" if status else head
+
+
+def provenance(*, seed: int | None = None, device=None, started: float | None = None) -> dict:
+    """What produced a chapter's numbers: versions, device, seed, commit, times.
+
+    ``started`` is a ``time.time()`` stamp (e.g. ``Recorder.started``); with it the wall time
+    so far is included.
+    """
+    import torch
+
+    info = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device) if device is not None else "not used",
+        "seed": seed,
+        "git_commit": git_commit(),
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "packages": package_versions(),
+    }
+    if started is not None:
+        info["wall_time_s"] = round(time.time() - started, 1)
+    return info
