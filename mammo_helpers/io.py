@@ -500,6 +500,109 @@ def _view_code_item(view: str) -> Dataset:
     return item
 
 
+def _check_bits_stored(bits_stored: Any) -> int:
+    if isinstance(bits_stored, bool) or not isinstance(bits_stored, int | np.integer):
+        raise ValueError(f"bits_stored must be an integer in 8..16; got {bits_stored!r}")
+    if not 8 <= int(bits_stored) <= 16:
+        raise ValueError(f"bits_stored must be in 8..16; got {bits_stored}")
+    return int(bits_stored)
+
+
+def _check_spacing(pixel_spacing_mm: Any) -> None:
+    if pixel_spacing_mm is None:
+        return
+    spacing = float(pixel_spacing_mm)
+    if not (math.isfinite(spacing) and spacing > 0):
+        raise ValueError(f"pixel_spacing_mm must be a positive number; got {pixel_spacing_mm}")
+
+
+def _check_window(center: Any, width: Any, voi_lut_function: str) -> None:
+    if (center is None) != (width is None):
+        raise ValueError("window_center and window_width must be given together")
+    if width is None:
+        return
+    linear = voi_lut_function == "LINEAR"
+    if not math.isfinite(float(center)) or not (float(width) >= 1 if linear else float(width) > 0):
+        raise ValueError(
+            f"window_width must be {'>= 1' if linear else '> 0'} for {voi_lut_function} "
+            f"(and window_center finite); got center={center}, width={width}"
+        )
+
+
+def _check_age(patient_age: Any) -> int | None:
+    if patient_age is None or (isinstance(patient_age, float) and math.isnan(patient_age)):
+        return None
+    age = round(float(patient_age))
+    if not 0 <= age <= 999:
+        raise ValueError(f"patient_age must be in 0..999 years; got {patient_age}")
+    return age
+
+
+def _new_dataset(presentation_intent: str, ids: tuple[str, str, str], content_date: str):
+    """A dataset with its file meta, SOP identity and fixed dates."""
+    sop_class = _SOP_CLASS[presentation_intent]
+    sop_uid = _uid("sop", *ids)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ImageType = ["DERIVED", "PRIMARY"]
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    for prefix in ("Study", "Series", "Content"):
+        setattr(ds, f"{prefix}Date", content_date)
+        setattr(ds, f"{prefix}Time", "000000")
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    return ds
+
+
+def _set_patient_and_study(ds, patient_id, study_id, image_id, age: int | None) -> None:
+    ds.PatientName = patient_id
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "F"
+    if age is not None:
+        ds.PatientAge = f"{age:03d}Y"
+    ds.BodyPartExamined = "BREAST"
+    ds.StudyInstanceUID = _uid("study", patient_id, study_id)
+    ds.SeriesInstanceUID = _uid("series", patient_id, study_id, image_id)
+    ds.StudyID = study_id
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+
+
+def _set_view(ds, laterality: str, view: str) -> None:
+    ds.Laterality = laterality
+    ds.ImageLaterality = laterality
+    ds.ViewPosition = view
+    ds.ViewCodeSequence = [_view_code_item(view)]
+    region = Dataset()
+    region.CodeValue = "T-04000"
+    region.CodingSchemeDesignator = "SRT"
+    region.CodeMeaning = "Breast"
+    ds.AnatomicRegionSequence = [region]
+
+
+def _set_image_pixel(ds, arr, photometric: str, bits_stored: int, spacing_mm) -> None:
+    ds.LossyImageCompression = "00"
+    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = int(arr.shape[0]), int(arr.shape[1])
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    if spacing_mm is not None:
+        spacing_ds = format_number_as_ds(float(spacing_mm))
+        ds.PixelSpacing = [spacing_ds, spacing_ds]
+        ds.ImagerPixelSpacing = [spacing_ds, spacing_ds]
+
+
 def write_dicom(
     path: str | os.PathLike,
     pixels: np.ndarray,
@@ -543,101 +646,29 @@ def write_dicom(
     voi_lut_function = _check_choice(
         "voi_lut_function", voi_lut_function, ("LINEAR", "LINEAR_EXACT", "SIGMOID")
     )
-    if isinstance(bits_stored, bool) or not isinstance(bits_stored, int | np.integer):
-        raise ValueError(f"bits_stored must be an integer in 8..16; got {bits_stored!r}")
-    if not 8 <= int(bits_stored) <= 16:
-        raise ValueError(f"bits_stored must be in 8..16; got {bits_stored}")
-    bits_stored = int(bits_stored)
+    bits_stored = _check_bits_stored(bits_stored)
     arr = _check_pixels(pixels, bits_stored)
-    if pixel_spacing_mm is not None:
-        spacing = float(pixel_spacing_mm)
-        if not (math.isfinite(spacing) and spacing > 0):
-            raise ValueError(f"pixel_spacing_mm must be a positive number; got {pixel_spacing_mm}")
+    _check_spacing(pixel_spacing_mm)
     patient_id = _check_text("patient_id", patient_id, 64)
     study_id = _check_text("study_id", study_id, 16)
     image_id = _check_text("image_id", image_id, 1024)
-    modality_label = _check_text("modality_label", modality_label, 16)
-    manufacturer = _check_text("manufacturer", manufacturer, 64)
     if not re.fullmatch(r"\d{8}", str(content_date)):
         raise ValueError(f"content_date must be YYYYMMDD; got {content_date!r}")
-    if (window_center is None) != (window_width is None):
-        raise ValueError("window_center and window_width must be given together")
-    if window_width is not None:
-        width = float(window_width)
-        linear = voi_lut_function == "LINEAR"
-        if not math.isfinite(float(window_center)) or not (width >= 1 if linear else width > 0):
-            raise ValueError(
-                f"window_width must be {'>= 1' if linear else '> 0'} for {voi_lut_function} "
-                f"(and window_center finite); got center={window_center}, width={window_width}"
-            )
-    age = None
-    if patient_age is not None and not (isinstance(patient_age, float) and math.isnan(patient_age)):
-        age = round(float(patient_age))
-        if not 0 <= age <= 999:
-            raise ValueError(f"patient_age must be in 0..999 years; got {patient_age}")
+    _check_window(window_center, window_width, voi_lut_function)
 
-    sop_class = _SOP_CLASS[presentation_intent]
-    sop_uid = _uid("sop", patient_id, study_id, image_id)
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.ImageType = ["DERIVED", "PRIMARY"]
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    for prefix in ("Study", "Series", "Content"):
-        setattr(ds, f"{prefix}Date", content_date)
-        setattr(ds, f"{prefix}Time", "000000")
-    ds.AccessionNumber = ""
-    ds.Modality = modality_label
+    ds = _new_dataset(presentation_intent, (patient_id, study_id, image_id), content_date)
+    ds.Modality = _check_text("modality_label", modality_label, 16)
     ds.PresentationIntentType = presentation_intent
-    ds.Manufacturer = manufacturer
+    ds.Manufacturer = _check_text("manufacturer", manufacturer, 64)
     if model_name is not None:
         ds.ManufacturerModelName = _check_text("model_name", model_name, 64)
-    ds.ReferringPhysicianName = ""
     if series_description is not None:
         ds.SeriesDescription = _check_text("series_description", series_description, 64)
-    ds.PatientName = patient_id
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
-    if age is not None:
-        ds.PatientAge = f"{age:03d}Y"
-    ds.BodyPartExamined = "BREAST"
-    ds.StudyInstanceUID = _uid("study", patient_id, study_id)
-    ds.SeriesInstanceUID = _uid("series", patient_id, study_id, image_id)
-    ds.StudyID = study_id
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Laterality = laterality
-    ds.ImageLaterality = laterality
-    ds.ViewPosition = view
-    ds.ViewCodeSequence = [_view_code_item(view)]
-    region = Dataset()
-    region.CodeValue = "T-04000"
-    region.CodingSchemeDesignator = "SRT"
-    region.CodeMeaning = "Breast"
-    ds.AnatomicRegionSequence = [region]
+    _set_patient_and_study(ds, patient_id, study_id, image_id, _check_age(patient_age))
+    _set_view(ds, laterality, view)
     ds.ImageComments = image_id
     ds.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
-    ds.LossyImageCompression = "00"
-    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.Rows, ds.Columns = int(arr.shape[0]), int(arr.shape[1])
-    ds.BitsAllocated = 16
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
-    if pixel_spacing_mm is not None:
-        spacing_ds = format_number_as_ds(float(pixel_spacing_mm))
-        ds.PixelSpacing = [spacing_ds, spacing_ds]
-        ds.ImagerPixelSpacing = [spacing_ds, spacing_ds]
+    _set_image_pixel(ds, arr, photometric, bits_stored, pixel_spacing_mm)
     if window_center is not None:
         ds.WindowCenter = format_number_as_ds(float(window_center))
         ds.WindowWidth = format_number_as_ds(float(window_width))

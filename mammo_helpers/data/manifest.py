@@ -109,6 +109,55 @@ def _is_json_value(value: object) -> bool:
 
 
 # --------------------------------------------------------------------------- findings
+def _check_box(finding: dict, rows: float | None, cols: float | None) -> tuple[dict, str]:
+    """The finding's box as floats, or a problem (non-finite, empty, outside the image)."""
+    box: dict = {}
+    for key in ("xmin", "ymin", "xmax", "ymax"):
+        value = finding[key]
+        if not _is_real(value) or not math.isfinite(value):
+            return {}, f"{key}={value!r} is not a finite number"
+        box[key] = float(value)
+    if not box["xmin"] < box["xmax"]:
+        return {}, f"needs xmin < xmax, got xmin={box['xmin']}, xmax={box['xmax']}"
+    if not box["ymin"] < box["ymax"]:
+        return {}, f"needs ymin < ymax, got ymin={box['ymin']}, ymax={box['ymax']}"
+    shown = f"box ({box['xmin']}, {box['ymin']}, {box['xmax']}, {box['ymax']})"
+    outside = box["xmin"] < 0 or box["ymin"] < 0
+    outside |= cols is not None and box["xmax"] > cols
+    outside |= rows is not None and box["ymax"] > rows
+    if outside:
+        size = f"{'?' if cols is None else int(cols)} x {'?' if rows is None else int(rows)}"
+        return {}, (
+            f"{shown} lies outside the image [0, cols] x [0, rows] = {size}; clip it with "
+            "boxes.clip_box() in the adapter"
+        )
+    if max(box["xmax"], box["ymax"]) > MAX_COORDINATE:  # checked even when the size is unknown
+        return {}, (
+            f"{shown} reaches beyond {MAX_COORDINATE:g} px, larger than any DICOM image can be "
+            "(Rows/Columns are 16-bit); are the coordinates in pixels?"
+        )
+    return box, ""
+
+
+def _check_extra_keys(finding: dict, known: dict) -> tuple[dict, str]:
+    """The optional keys of a finding (copied), or a problem naming the first bad one."""
+    extra: dict = {}
+    for key, value in finding.items():
+        if key in known:
+            continue
+        if not isinstance(key, str):
+            return {}, f"key {key!r} is not a string"
+        if key in FINDING_STR_KEYS and value is not None and not isinstance(value, str):
+            return {}, f"{key}={value!r} is not a string"
+        if not _is_json_value(value):
+            return {}, (
+                f"{key}={value!r} is not a JSON value (str, int, finite float, bool, None, list, "
+                "dict)"
+            )
+        extra[key] = copy.deepcopy(value) if isinstance(value, list | dict) else value
+    return extra, ""
+
+
 def _check_finding(finding: object, rows: float | None, cols: float | None) -> tuple[dict, str]:
     """Return ``(normalised finding, "")`` or ``({}, problem)``; never raises."""
     if not isinstance(finding, dict):
@@ -119,50 +168,17 @@ def _check_finding(finding: object, rows: float | None, cols: float | None) -> t
     label = finding["label"]
     if label not in FINDING_LABELS:
         return {}, f"label {label!r} is not one of {', '.join(FINDING_LABELS)}"
-    out: dict = {"label": label}
-    for key in ("xmin", "ymin", "xmax", "ymax"):
-        value = finding[key]
-        if not _is_real(value) or not math.isfinite(value):
-            return {}, f"{key}={value!r} is not a finite number"
-        out[key] = float(value)
-    if not out["xmin"] < out["xmax"]:
-        return {}, f"needs xmin < xmax, got xmin={out['xmin']}, xmax={out['xmax']}"
-    if not out["ymin"] < out["ymax"]:
-        return {}, f"needs ymin < ymax, got ymin={out['ymin']}, ymax={out['ymax']}"
-    outside = out["xmin"] < 0 or out["ymin"] < 0
-    outside |= cols is not None and out["xmax"] > cols
-    outside |= rows is not None and out["ymax"] > rows
-    if outside:
-        size = f"{'?' if cols is None else int(cols)} x {'?' if rows is None else int(rows)}"
-        return {}, (
-            f"box ({out['xmin']}, {out['ymin']}, {out['xmax']}, {out['ymax']}) lies outside "
-            f"the image [0, cols] x [0, rows] = {size}; clip it with boxes.clip_box() in the "
-            "adapter"
-        )
-    if max(out["xmax"], out["ymax"]) > MAX_COORDINATE:  # checked even when the size is unknown
-        return {}, (
-            f"box ({out['xmin']}, {out['ymin']}, {out['xmax']}, {out['ymax']}) reaches beyond "
-            f"{MAX_COORDINATE:g} px, larger than any DICOM image can be (Rows/Columns are "
-            "16-bit); are the coordinates in pixels?"
-        )
+    box, problem = _check_box(finding, rows, cols)
+    if problem:
+        return {}, problem
     malignant = finding["malignant"]
     if malignant is not None and not isinstance(malignant, bool | np.bool_):
         return {}, f"malignant={malignant!r} is not True, False or None"
-    out["malignant"] = None if malignant is None else bool(malignant)
-    for key, value in finding.items():
-        if key in out:
-            continue
-        if not isinstance(key, str):
-            return {}, f"key {key!r} is not a string"
-        if key in FINDING_STR_KEYS and value is not None and not isinstance(value, str):
-            return {}, f"{key}={value!r} is not a string"
-        if not _is_json_value(value):
-            return (
-                {},
-                f"{key}={value!r} is not a JSON value (str, int, finite float, bool, None, list, dict)",
-            )
-        out[key] = copy.deepcopy(value) if isinstance(value, list | dict) else value
-    return out, ""
+    out = {"label": label, **box, "malignant": None if malignant is None else bool(malignant)}
+    extra, problem = _check_extra_keys(finding, out)
+    if problem:
+        return {}, problem
+    return {**out, **extra}, ""
 
 
 def make_finding(
