@@ -17,7 +17,7 @@ MATHJAX_JS := $(MATHJAX_DIR)/tex-mml-chtml.js
 ENV_STAMP := $(VENV)/.mammo-env-installed
 PYTEST_ARGS ?=
 
-.PHONY: help env mathjax data notebooks html book test lint lab clean clean-data
+.PHONY: help env hooks mathjax data notebooks html book test lint lab clean clean-data
 # `book` relies on its prerequisites running in order (data, notebooks, then html).
 .NOTPARALLEL:
 
@@ -25,6 +25,7 @@ help:
 	@echo "make book   - build the book (env, mathjax, data, notebooks at SCALE=$(SCALE), html)"
 	@echo "make test   - lint + the whole test-suite (smoke notebooks, book build, browser check)"
 	@echo "make lab    - open JupyterLab on notebooks/"
+	@echo "make hooks  - install the pre-commit hooks (ruff, ruff format, nbstripout)"
 	@echo "make clean  - remove build products (book/_build, book/executed, results, build)"
 	@echo "make clean-data - remove the cached synthetic cohorts"
 
@@ -35,6 +36,10 @@ $(ENV_STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -c requirements/constraints.txt -e '.[book,dev]'
 	touch $@
+
+# ---- git hooks: ruff and nbstripout before every commit (run from this venv, offline)
+hooks: env
+	$(VENV)/bin/pre-commit install
 
 # ---- MathJax 3, served from the book's _static folder (no CDN)
 mathjax: $(MATHJAX_JS)
