@@ -1,7 +1,9 @@
 """Checks of the book's notebooks (notebooks/*.ipynb).
 
 Static checks (fast, no marker): committed without outputs, one ``parameters`` cell that
-declares the shared names, every scale file accepted. Execution checks (marker
+declares the shared names, every scale file accepted, the chapter skeleton of
+``notebooks/_template.ipynb`` (headings in order, the paper cited from references.bib, short
+code cells, no relative paths, one import style). Execution checks (marker
 ``notebook``): each notebook ran at the smoke scale and wrote finite numbers to
 ``OUT_DIR/metrics.json``.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import nbformat
@@ -20,6 +23,29 @@ from conftest import REPO, committed_notebooks
 from mammo_helpers.run import declared_parameters, load_scale, resolve_parameters
 
 NOTEBOOKS = committed_notebooks()
+TEMPLATE = REPO / "notebooks" / "_template.ipynb"
+SKELETON = (
+    "What is reproduced",
+    "Time to run",
+    "Parameters",
+    "Setup and provenance",
+    "Data",
+    "Method",
+    "Results",
+    "Deviations and limitations",
+    "References",
+)
+#: The paper each chapter must cite (chapter 00 draws on all of them and its own literature).
+PAPERS = {
+    "01": "cavalcante2025foundation",
+    "02": "mellado2025correlax",
+    "03": "sammillan2023xai",
+    "04": "wimmer2022fusion",
+    "05": "sanchezfuentes2025domain",
+}
+MAX_CODE_LINES = 40
+CITE = re.compile(r"\{cite(?::[tp])?\}`([^`]+)`")
+RELATIVE = re.compile(r"""(Path\(\s*["']\.{1,2}["']|["']\.{1,2}/|os\.chdir|["']tests/|/work/)""")
 REQUIRED_PARAMETERS = ("SEED", "OUT_DIR", "DATA_SOURCE")
 SCALES = ("smoke", "default", "paper")
 
@@ -72,6 +98,94 @@ def test_every_scale_file_fits_the_notebook(notebook: Path, scale: str, tmp_path
     otherwise inject, e.g., None into an int parameter at the paper scale)."""
     params, _ = resolve_parameters(notebook, load_scale(REPO / "params" / f"{scale}.yaml"))
     assert params["OUT_DIR"].endswith(notebook.stem)
+
+
+def _bib_keys() -> set[str]:
+    text = (REPO / "book" / "references.bib").read_text(encoding="utf-8")
+    return set(re.findall(r"^@\w+\{([^,]+),", text, flags=re.M))
+
+
+def skeleton_problems(path: Path) -> list[str]:
+    """Everything in a chapter that departs from the skeleton of notebooks/_template.ipynb."""
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    first = nb.cells[0]
+    if first.cell_type != "markdown" or not first.source.startswith("# "):
+        problems.append("the first cell must be markdown starting with the '# ' title")
+    headings = [
+        (i, line[3:].strip())
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("## ")
+    ]
+    found = [h for _, h in headings if h in SKELETON]
+    if found != list(SKELETON):
+        problems.append(f"'## ' headings {found} are not the skeleton {list(SKELETON)} in order")
+    where = {h: i for i, h in headings}
+    params = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if set(SKELETON[2:4]) <= set(where) and params:
+        if not where["Parameters"] < params[0] < where["Setup and provenance"]:
+            problems.append("the parameters cell must sit under '## Parameters'")
+    cited = {
+        k.strip()
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for m in CITE.findall(c.source)
+        for k in m.split(",")
+    }
+    keys = _bib_keys() | ({"paperkey"} if path == TEMPLATE else set())
+    if not cited:
+        problems.append("cites nothing with {cite}")
+    if cited - keys:
+        problems.append(f"cites keys missing from references.bib: {sorted(cited - keys)}")
+    paper = PAPERS.get(path.stem[:2])
+    if paper and paper not in cited:
+        problems.append(f"does not cite its paper {paper!r}")
+    for i, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        n_lines = len(cell.source.splitlines())
+        if n_lines > MAX_CODE_LINES:
+            problems.append(
+                f"code cell {i} has {n_lines} lines (> {MAX_CODE_LINES}): move code to the package"
+            )
+        hit = RELATIVE.search(cell.source)
+        if hit:
+            problems.append(f"code cell {i} uses a relative or machine path: {hit.group(0)!r}")
+        if re.search(r"^\s*(from mammo_helpers\b|import mammo_helpers\.)", cell.source, re.M):
+            problems.append(
+                f"code cell {i}: import the package only as `import mammo_helpers as mh`"
+            )
+    return problems
+
+
+@pytest.mark.parametrize(
+    "notebook", [*NOTEBOOKS, TEMPLATE], ids=[p.stem for p in NOTEBOOKS] + ["_template"]
+)
+def test_chapter_follows_the_skeleton(notebook: Path):
+    problems = skeleton_problems(notebook)
+    assert not problems, f"{notebook.name}:\n  " + "\n  ".join(problems)
+
+
+def test_skeleton_check_finds_what_it_should(tmp_path):
+    nb = nbformat.read(TEMPLATE, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("{cite:t}`paperkey`", "no citation")
+    nb.cells[-1].source = "## Sources"
+    nb.cells.append(nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(41))))
+    nb.cells.append(nbformat.v4.new_code_cell('data = Path("..") / "tests" / "fixtures"'))
+    nb.cells.append(nbformat.v4.new_code_cell("from mammo_helpers.io import read_dicom"))
+    bad = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, bad)
+    problems = "\n".join(skeleton_problems(bad))
+    for expected in (
+        "are not the skeleton",
+        "does not cite its paper 'cavalcante2025foundation'",
+        "has 41 lines",
+        "relative or machine path",
+        "import the package only",
+    ):
+        assert expected in problems, problems
 
 
 # ----------------------------------------------------------------- smoke executions
