@@ -53,7 +53,7 @@ $(MATHJAX_JS):
 
 # ---- the book
 data: env
-	$(PY) -m mammo_helpers.data.cohort --scale $(SCALE)
+	$(VENV)/bin/mammo-cohort --scale $(SCALE)
 
 notebooks: env
 	$(PY) -m mammo_helpers.run --scale $(SCALE)
