@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mammo_helpers.data.adapters import AdapterWarning, load_inbreast
-from mammo_helpers.data.adapters.inbreast import parse_points, read_outlines, roi_box
+from mammo_helpers.data.adapters.inbreast import parse_points, read_outlines, outline_box
 from mammo_helpers.data.manifest import validate_manifest
 from mammo_helpers.io import read_dicom
 
@@ -127,8 +127,8 @@ def test_outline_helpers(tmp_path):
     assert parse_points(["(1.5, 2.000000)", "(3, -4)"]) == [(1.5, 2.0), (3.0, -4.0)]
     with pytest.raises(ValueError, match="not of the form"):
         parse_points(["1, 2"])
-    assert roi_box([(10.0, 10.0), (12.0, 10.0)]) == (8.0, 7.0, 14.0, 13.0)
-    assert roi_box([(1.0, 5.0), (9.0, 5.0), (4.0, 5.0)]) == (1.0, 4.5, 9.0, 5.5)
+    assert outline_box([(10.0, 10.0), (12.0, 10.0)]) == (8.0, 7.0, 14.0, 13.0)
+    assert outline_box([(1.0, 5.0), (9.0, 5.0), (4.0, 5.0)]) == (1.0, 4.5, 9.0, 5.5)
     xml = tmp_path / "x.xml"
     xml.write_bytes(plistlib.dumps({"Images": []}))
     assert read_outlines(xml) == []
