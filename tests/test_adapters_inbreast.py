@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mammo_helpers.data.adapters import AdapterWarning, load_inbreast
-from mammo_helpers.data.adapters.inbreast import parse_points, read_outlines, outline_box
+from mammo_helpers.data.adapters.inbreast import outline_box, parse_points, read_outlines
 from mammo_helpers.data.manifest import validate_manifest
 from mammo_helpers.io import read_dicom
 

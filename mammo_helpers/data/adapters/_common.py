@@ -197,7 +197,7 @@ def text(column: pd.Series) -> pd.Series:
 
 def objects(column: pd.Series) -> np.ndarray:
     """A column as an object array with ``None`` for missing values (for manifest rows)."""
-    return column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
+    return np.array(column.astype(object).where(column.notna(), None), dtype=object)
 
 
 def numbers(
@@ -224,13 +224,13 @@ def numbers(
 
 
 def codes(column: pd.Series, mapping: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, bad)``: stripped cells mapped through ``mapping`` (object array, ``None`` for
-    missing or unknown) and a mask of present cells that are not keys of ``mapping``."""
-    cells = text(column)
-    present = cells.notna().to_numpy()
-    known = cells.isin(list(mapping)).to_numpy()
-    values = cells.map(mapping).astype(object).where(known, None).to_numpy(dtype=object)
-    return values, present & ~known
+    """``(values, bad)``: stripped cells mapped through ``mapping`` (object array of the mapped
+    Python values, ``None`` for missing or unknown cells) and a mask of present cells that are
+    not keys of ``mapping``."""
+    cells = objects(text(column))
+    values = np.array([mapping.get(v) if v is not None else None for v in cells], dtype=object)
+    known = np.array([v in mapping for v in cells], dtype=bool)
+    return values, pd.notna(cells) & ~known
 
 
 def int_values(values: np.ndarray) -> np.ndarray:
