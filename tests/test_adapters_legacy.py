@@ -139,7 +139,7 @@ def _vindr_bad(root: Path) -> None:
         _with(f, base, finding_categories="['Mass', 'Focal Asymmetry']", xmin="", ymin=""),
         _with(f, base, xmin="9000", xmax="9100"),  # outside the image
         _with(f, base, xmin="2700", xmax="2900", ymax="3600"),  # clipped
-        _with(f, base, image_id=i9, xmin="10", ymin="20", xmax="3000", ymax="4000"),  # size unknown
+        _with(f, base, image_id=i9, xmin="10", ymin="20", xmax="2000", ymax="4000"),  # no height
         _with(f, base, image_id=new_id, finding_categories="['Suspicious Lymph Node']"),
     ]
     _write(b, breast_csv)
