@@ -91,7 +91,10 @@ _POINT = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)")
 
 
 def parse_points(points) -> list[tuple[float, float]]:
-    """OsiriX ``Point_px`` strings ``"(x, y)"`` -> list of (x, y) floats."""
+    """OsiriX ``Point_px`` strings ``"(x, y)"`` -> list of (x, y) floats (``ValueError``
+    for anything else)."""
+    if not isinstance(points, list | tuple):
+        raise ValueError(f"Point_px {points!r} is not a list of points")
     out = []
     for text_ in points:
         match = _POINT.search(str(text_))
@@ -122,11 +125,15 @@ def read_outlines(path: Path) -> list[dict]:
     """ROI dicts (Name, points) of ``Images[0]`` in an INbreast OsiriX XML plist."""
     with open(path, "rb") as fh:
         plist = plistlib.load(fh)
-    images = plist.get("Images") if isinstance(plist, dict) else None
+    if not isinstance(plist, dict):
+        raise ValueError(f"{path}: not an OsiriX ROI plist (the top level is not a dictionary)")
+    images = plist.get("Images") or []
+    if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
+        raise ValueError(f"{path}: not an OsiriX ROI plist (Images is not a list of dictionaries)")
     if not images:
         return []
-    rois = images[0].get("ROIs", []) if isinstance(images, list) else None
-    if not isinstance(images[0], dict) or not isinstance(rois, list):
+    rois = images[0].get("ROIs", [])
+    if not isinstance(rois, list):
         raise ValueError(f"{path}: not an OsiriX ROI plist (Images[0].ROIs is not a list)")
     out = []
     for roi in rois:
