@@ -1321,7 +1321,7 @@ def read_outlines(path: Path) -> list[dict]:
     return out
 
 
-def load_inbreast(root: str | os.PathLike):
+def load_inbreast(root: str | os.PathLike):  # noqa: C901 (saved as it was)
     root = as_root(root, "INbreast")
     report = LoadReport("inbreast", "load_inbreast")
     table = read_table(root / CSV_NAME, CSV_COLUMNS, what="INbreast CSV", sep=";")
