@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pytest
 
 from mammo_helpers.data.adapters import AdapterWarning, load_embed
-from mammo_helpers.data.adapters.embed import finding_labels, parse_roi_coords
+from mammo_helpers.data.adapters.embed import _split_paths, finding_labels, parse_roi_coords
 from mammo_helpers.data.manifest import validate_manifest
 from mammo_helpers.io import read_dicom
 
@@ -284,3 +285,34 @@ def test_exam_without_empi_is_dropped(tmp_path):
     assert _plain(dropped.iloc[-1:], list(dropped.columns)) == [
         ("image", META, 12, SOP(10013), "missing empi_anon")
     ]
+
+
+def _split_reference(text: str):
+    """What the row-by-row adapter did with one anon_dicom_path (PurePosixPath)."""
+    parts = PurePosixPath(text).parts
+    start = next((i for i, p in enumerate(parts) if re.fullmatch(r"cohort_\d+", p)), None)
+    rel = None if start is None else "/".join(parts[start:])
+    return PurePosixPath(text).stem or None, None if start is None else parts[start], rel
+
+
+def test_split_paths_agrees_with_pureposixpath():
+    paths = [
+        "/mnt/NAS2/mammo/anon_dicom/cohort_1/1/2/1.2.3.dcm",
+        "cohort_2/1/2/x.dcm",
+        "cohort_2",
+        "/a/cohort_12x/cohort_3/f.dcm",
+        "/a/xcohort_1/b.dcm",
+        "/mnt//NAS2/./cohort_1/1/2/3.dcm",
+        "/mnt/NAS2/cohort_1/1/2/",
+        "//server/cohort_7/a.b.c.dcm",
+        "/a/cohort_\u0661/b.dcm",  # an Arabic-Indic digit: \\d in Python, not in RE2
+        "/a/cohort_1/.dcm",
+        "/a/cohort_1/name.",
+        "/a/cohort_1/new\nline.dcm",
+        "no folder at all.dcm",
+        "",
+        "   ",
+    ]
+    stem, cohort, rel = _split_paths(pd.Series(paths, dtype="str"))
+    got = list(zip(stem, cohort, rel, strict=True))
+    assert got == [_split_reference(p.strip()) for p in paths]

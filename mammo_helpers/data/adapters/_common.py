@@ -269,13 +269,16 @@ def first_kept(ids: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     an earlier row with the same id was kept (whatever its own checks say). This is what a loop
     that checks duplicates against the rows kept so far gives.
     """
-    pos = np.arange(len(ids))
+    n = len(ids)
     ok = np.asarray(ok, dtype=bool)
-    key = ids.to_numpy(dtype=object)
-    first = pd.Series(pos[ok], index=key[ok]).groupby(level=0, sort=False).min()
-    kept_pos = pd.Series(key).map(first).to_numpy(dtype="float64", na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        return pos == kept_pos, pos > kept_pos
+    code, uniques = pd.factorize(np.asarray(ids, dtype=object))  # -1 for missing ids
+    candidates = np.flatnonzero(ok & (code >= 0))
+    found, first = np.unique(code[candidates], return_index=True)
+    kept_pos = np.full(len(uniques) + 1, n)  # the last slot serves code -1 (never kept)
+    kept_pos[found] = candidates[first]
+    per_row = kept_pos[code]
+    pos = np.arange(n)
+    return pos == per_row, pos > per_row
 
 
 def view_checks(

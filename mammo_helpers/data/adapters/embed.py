@@ -54,6 +54,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mammo_helpers.data.adapters._common import (
     DENSITY_FROM_INT,
@@ -123,6 +125,8 @@ SIDES = ("L", "R", "B")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _COHORT = re.compile(r"cohort_\d+")
 _MISSING, _SEVERAL = "\0missing", "\0several"  # placeholders that no CSV cell holds
+#: tissueden code (0 = missing, 5 = male) -> density
+_DENSITY_OF_CODE = np.array([None, *DENSITY_FROM_INT.values(), None], dtype=object)
 #: Paths that PurePosixPath would normalise (``//``, ``.`` parts, trailing slash).
 _ODD_PATH = r"//|(?:^|/)\.(?:/|$)|/$"
 
@@ -286,123 +290,92 @@ class _Exams:
         return out
 
     def _summaries(self) -> None:
+        """Per exam (``self.index``, in order of first appearance): arrays of its summaries."""
+        code, uniques = pd.factorize(self.acc)
+        self.index = pd.Index(uniques)
         frame = pd.DataFrame(
             {
-                "acc": self.acc,
+                "exam": code,
                 "empi": pd.Series(self.empi, dtype=object).fillna(_MISSING),
                 "density": self.density,
                 "age": self.age,
             }
         )
-        groups = frame.groupby("acc", sort=False)
+        groups = frame.groupby("exam", sort=True)
         empi = groups["empi"].agg(["nunique", "first"])
         # the exam's one empi_anon (MISSING if absent), SEVERAL where its rows disagree
-        self.exam_empi = empi["first"].where(empi["nunique"] == 1, _SEVERAL).astype(object)
-        self.exam_density = groups["density"].first()
-        self.exam_age = groups["age"].first()
-        first = ~frame["acc"].duplicated().to_numpy()
-        self.exam_desc = pd.Series(self.desc[first], index=self.acc[first])
+        self.exam_empi = empi["first"].where(empi["nunique"] == 1, _SEVERAL).to_numpy(object)
+        self.exam_density = groups["density"].first().to_numpy(float)
+        self.exam_age = groups["age"].first().to_numpy(float)
+        _, first = np.unique(code, return_index=True)
+        self.exam_desc = self.desc[first]
         flagged: dict[str, list[int]] = {}
         for pos in np.flatnonzero([bool(x) for x in self.labels]):
             flagged.setdefault(self.acc[pos], []).append(int(pos))
         self.flagged = flagged
-        self.by_side = {lat: self._side_summary(lat) for lat in ("L", "R")}
+        self.by_side = {lat: self._side_summary(code, lat) for lat in ("L", "R")}
 
-    def _side_summary(self, laterality: str) -> pd.DataFrame:
-        """Per exam: cancer and highest BI-RADS of the rows that apply to ``laterality``."""
+    def _side_summary(self, code: np.ndarray, laterality: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per exam: (cancer, highest BI-RADS) of the rows that apply to ``laterality``."""
         applies = np.array([s in (None, "B", laterality) for s in self.side], dtype=bool)
         sev = np.where(applies, self.severity, np.nan)
         asses = np.array([np.nan if a is None else a for a in self.asses], dtype=float)
         frame = pd.DataFrame(
             {
-                "acc": self.acc,
+                "exam": code,
                 "malignant": np.isin(sev, (0, 1)),
                 "benign": np.isin(sev, (2, 3, 4, 5)),
                 "birads": np.where(applies, asses, np.nan),
             }
         )
-        out = frame.groupby("acc", sort=False).agg(
+        out = frame.groupby("exam", sort=True).agg(
             malignant=("malignant", "any"), benign=("benign", "any"), birads=("birads", "max")
         )
-        out["cancer"] = np.where(out["malignant"], 1.0, np.where(out["benign"], 0.0, np.nan))
-        return out[["cancer", "birads"]]
+        cancer = np.where(out["malignant"], 1.0, np.where(out["benign"], 0.0, np.nan))
+        return cancer, out["birads"].to_numpy(float)
 
     def applicable_flagged(self, acc: str, laterality: str) -> list[int]:
         """Rows of exam ``acc`` with descriptors that apply to ``laterality``, in file order."""
         return [p for p in self.flagged.get(acc, []) if self.side[p] in (None, "B", laterality)]
 
 
+def _stem(name: str) -> str | None:
+    """``PurePosixPath(name).stem`` of a file name (``None`` if empty)."""
+    dot = name.rfind(".")
+    return (name[:dot] if 0 < dot < len(name) - 1 else name) or None
+
+
 def _split_paths(paths: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image_id = file stem, cohort folder, path from the cohort folder on) per row, as
-    PurePosixPath would split them; ``None`` where there is no ``cohort_<n>`` folder."""
-    cells = text(paths).fillna("")
-    odd = cells.str.contains(_ODD_PATH, regex=True).to_numpy()
-    name = cells.str.replace(r"(?s)^.*/", "", regex=True)
-    stem = objects(name.str.replace(r"(?s)^(.+)\.[^.]+$", r"\1", regex=True).replace("", np.nan))
-    found = cells.str.extract(r"(?s)(?:^|/)((cohort_\d+)(?:/.*)?)$")
-    rel, cohort = objects(found[0]), objects(found[1])
-    for pos in np.flatnonzero(odd):
-        parts = PurePosixPath(cells.iloc[pos]).parts
-        start = next((i for i, p in enumerate(parts) if _COHORT.fullmatch(p)), None)
-        stem[pos] = PurePosixPath(cells.iloc[pos]).stem or None
-        cohort[pos] = None if start is None else parts[start]
-        rel[pos] = None if start is None else "/".join(parts[start:])
+    PurePosixPath would split them; ``None`` where there is no ``cohort_<n>`` folder.
+
+    The regular expressions run in pyarrow (RE2, ASCII digits); paths that Path would
+    normalise, or with non-ASCII characters, go through PurePosixPath itself.
+    """
+    cells = pa.array(objects(text(paths).fillna("")), type=pa.string())
+    odd = pc.or_(pc.match_substring_regex(cells, _ODD_PATH), pc.invert(pc.string_is_ascii(cells)))
+    found = pc.extract_regex(cells, r"(?s)(?:^|/)(?P<rel>(?P<cohort>cohort_\d+)(?:/.*)?)$")
+    matched = found.is_valid().to_numpy(zero_copy_only=False)  # fields of a null row are ""
+    rel = np.where(matched, np.array(found.field("rel").to_pylist(), dtype=object), None)
+    cohort = np.where(matched, np.array(found.field("cohort").to_pylist(), dtype=object), None)
+    values = cells.to_pylist()
+    stem = np.array([_stem(v.rpartition("/")[2]) for v in values], dtype=object)
+    for pos in np.flatnonzero(odd.to_numpy(zero_copy_only=False)):
+        path = PurePosixPath(values[pos])
+        start = next((i for i, p in enumerate(path.parts) if _COHORT.fullmatch(p)), None)
+        stem[pos] = path.stem or None
+        cohort[pos] = None if start is None else path.parts[start]
+        rel[pos] = None if start is None else "/".join(path.parts[start:])
     return stem, cohort, rel
 
 
 def _images(metadata, exams, image_base, views, require_files, report) -> dict:
     """Manifest columns of the kept metadata rows; drops the others with their reason."""
-    rows = metadata.index.to_numpy()
-    n = len(rows)
     image_id, cohort, rel = _split_paths(metadata["anon_dicom_path"])
-    kind_text = text(metadata["FinalImageType"])
-    kind = kind_text.str.lower().str.replace("-", "").str.replace(" ", "")
-    spot, bad_spot = numbers(metadata["spot_mag"])
-    laterality, view = text(metadata["ImageLateralityFinal"]), text(metadata["ViewPosition"])
-    acc, empi = objects(text(metadata["acc_anon"])), objects(text(metadata["empi_anon"]))
-    spot_text = metadata["spot_mag"].astype(object).map(repr)
-    pre = [
-        (
-            kind.isin(list(IMAGE_TYPES)).to_numpy(),
-            ("FinalImageType " + kind_text.fillna("None") + " is not 2D/cview").to_numpy(object),
-        ),
-        (~bad_spot, ("spot_mag " + spot_text + " is not a number").to_numpy(object)),
-        (spot != 1, "spot compression / magnification view (spot_mag == 1)"),
-        *view_checks(laterality, view, views),
-        (pd.notna(image_id) & pd.notna(cohort), "anon_dicom_path has no cohort_<n> folder"),
-    ]
-    exam_empi = pd.Series(acc).map(exams.exam_empi).to_numpy(object)
-    in_exam = pd.Series(acc).isin(exams.exam_empi.index).to_numpy()
-    same_empi = exam_empi == np.where(pd.isna(empi), _MISSING, empi)
-    post = [
-        (in_exam, "exam (acc_anon) not in the clinical table"),
-        (
-            same_empi | ~in_exam,
-            "empi_anon differs between clinical and metadata tables",
-        ),
-        (pd.notna(empi), "missing empi_anon"),
-    ]
     prefix = os.path.join(str(image_base), "")
     paths = np.array([None if r is None else prefix + r for r in rel], dtype=object)
-    pre_reason = first_failure(pre, n)
-    post_reason = first_failure(post, n)
-    if require_files:
-        reachable = pd.isna(pre_reason) & pd.isna(post_reason)
-        found = np.ones(n, dtype=bool)
-        found[reachable] = [os.path.isfile(p) for p in paths[reachable]]
-        post_reason = first_failure([*post, (found, "image file not found")], n)
-    passed = pd.isna(pre_reason)
-    kept, duplicate = first_kept(pd.Series(image_id), passed & pd.isna(post_reason))
-    reason = np.where(passed, post_reason, pre_reason)
-    reason[passed & duplicate] = "duplicate image (SOPInstanceUID)"
-    report.drop_many(
-        rows[~kept],
-        reason[~kept],
-        level="image",
-        source_file=METADATA_CSV,
-        image_ids=image_id[~kept],
-    )
-
+    exam = exams.index.get_indexer(objects(text(metadata["acc_anon"])))  # -1: not in clinical
+    kept = _kept(metadata, exams, exam, image_id, cohort, paths, views, require_files, report)
     size = {}
     for col in ("Rows", "Columns"):
         values, bad = numbers(_column(metadata, col), integer=True, low=1)
@@ -415,61 +388,114 @@ def _images(metadata, exams, image_base, views, require_files, report) -> dict:
             image_ids=image_id,
         )
         size[col] = int_values(values)[kept]
-    k_acc, k_lat = acc[kept], objects(laterality)[kept]
-    k_ids, k_rows = image_id[kept], rows[kept]
-    acc_s = pd.Series(k_acc)
-    code = acc_s.map(exams.exam_density).to_numpy(dtype=float)
+    e = exam[kept]
+    laterality = objects(text(metadata["ImageLateralityFinal"]))[kept]
+    code = exams.exam_density[e]
     report.note("images with tissueden 5 (male) given a missing density", int((code == 5).sum()))
-    density = np.array(
-        [DENSITY_FROM_INT.get(c) for c in np.nan_to_num(code).astype(int)], dtype=object
+    cancer, birads = np.full(len(e), np.nan), np.full(len(e), np.nan)
+    for lat, (lat_cancer, lat_birads) in exams.by_side.items():
+        mine = laterality == lat
+        cancer[mine], birads[mine] = lat_cancer[e[mine]], lat_birads[e[mine]]
+    columns = {
+        "patient_id": objects(text(metadata["empi_anon"]))[kept],
+        "study_id": exams.index.to_numpy(object)[e],
+        "image_id": image_id[kept],
+        "path": paths[kept],
+        "laterality": laterality,
+        "view": objects(text(metadata["ViewPosition"]))[kept],
+        "modality": objects(_kinds(metadata).map(IMAGE_TYPES))[kept],
+        "site": np.full(len(e), "embed", dtype=object),
+        "vendor": objects(text(_column(metadata, "Manufacturer")).fillna("unknown"))[kept],
+        "density": _DENSITY_OF_CODE[np.nan_to_num(code).astype(int).clip(0, 5)],
+        "age": float_values(exams.exam_age[e]),
+        "rows": size["Rows"],
+        "cols": size["Columns"],
+        "cancer": int_values(cancer),
+        "findings": None,
+        "birads": int_values(birads),
+        "cohort": cohort[kept],
+        "study_description": exams.exam_desc[e],
+    }
+    columns["findings"] = _all_findings(metadata, kept, columns, exams, report)
+    return columns
+
+
+def _kinds(metadata: pd.DataFrame) -> pd.Series:
+    """FinalImageType in lower case without '-' and spaces ('C-view' -> 'cview')."""
+    return text(metadata["FinalImageType"]).str.lower().str.replace("-", "").str.replace(" ", "")
+
+
+def _kept(metadata, exams, exam, image_id, cohort, paths, views, require_files, report):
+    """Mask of the metadata rows kept; every other row is dropped with its first failed rule."""
+    n = len(metadata)
+    kind_text = text(metadata["FinalImageType"])
+    spot, bad_spot = numbers(metadata["spot_mag"])
+    spot_text = metadata["spot_mag"].astype(object).map(repr)
+    laterality, view = text(metadata["ImageLateralityFinal"]), text(metadata["ViewPosition"])
+    empi = objects(text(metadata["empi_anon"]))
+    pre = [
+        (
+            _kinds(metadata).isin(list(IMAGE_TYPES)).to_numpy(),
+            ("FinalImageType " + kind_text.fillna("None") + " is not 2D/cview").to_numpy(object),
+        ),
+        (~bad_spot, ("spot_mag " + spot_text + " is not a number").to_numpy(object)),
+        (spot != 1, "spot compression / magnification view (spot_mag == 1)"),
+        *view_checks(laterality, view, views),
+        (pd.notna(image_id) & pd.notna(cohort), "anon_dicom_path has no cohort_<n> folder"),
+    ]
+    in_exam = exam >= 0
+    same_empi = exams.exam_empi[exam] == np.where(pd.isna(empi), _MISSING, empi)
+    post = [
+        (in_exam, "exam (acc_anon) not in the clinical table"),
+        (same_empi | ~in_exam, "empi_anon differs between clinical and metadata tables"),
+        (pd.notna(empi), "missing empi_anon"),
+    ]
+    pre_reason = first_failure(pre, n)
+    if require_files:
+        reachable = pd.isna(pre_reason) & pd.isna(first_failure(post, n))
+        found = np.ones(n, dtype=bool)
+        found[reachable] = [os.path.isfile(p) for p in paths[reachable]]
+        post.append((found, "image file not found"))
+    post_reason = first_failure(post, n)
+    passed = pd.isna(pre_reason)
+    kept, duplicate = first_kept(pd.Series(image_id), passed & pd.isna(post_reason))
+    reason = np.where(passed, post_reason, pre_reason)
+    reason[passed & duplicate] = "duplicate image (SOPInstanceUID)"
+    report.drop_many(
+        metadata.index.to_numpy()[~kept],
+        reason[~kept],
+        level="image",
+        source_file=METADATA_CSV,
+        image_ids=image_id[~kept],
     )
-    cancer = np.full(len(k_acc), np.nan)
-    birads = np.full(len(k_acc), np.nan)
-    for lat, summary in exams.by_side.items():
-        mine = k_lat == lat
-        cancer[mine] = acc_s[mine].map(summary["cancer"]).to_numpy(dtype=float)
-        birads[mine] = acc_s[mine].map(summary["birads"]).to_numpy(dtype=float)
+    return kept
+
+
+def _all_findings(metadata, kept, columns, exams, report) -> list[list]:
+    """Findings of every kept image (only images whose ROI_coords hold a number are parsed)."""
     roi = text(metadata["ROI_coords"])
     roi_text = objects(roi)[kept]
-    findings = [[] for _ in range(len(k_acc))]
+    rows = metadata.index.to_numpy()[kept]
+    findings = [[] for _ in range(len(roi_text))]
     # text without a digit ('[]') holds no ROI: parse_roi_coords would return []
-    for pos in np.flatnonzero(roi.str.contains(r"\d", regex=True).fillna(False).to_numpy()[kept]):
+    with_number = roi.str.contains(r"\d", regex=True).fillna(False).to_numpy()[kept]
+    for pos in np.flatnonzero(with_number):
         where = {
             "source_file": METADATA_CSV,
-            "source_row": int(k_rows[pos]),
-            "image_id": k_ids[pos],
+            "source_row": int(rows[pos]),
+            "image_id": columns["image_id"][pos],
         }
         findings[pos] = _roi_findings(
             roi_text[pos],
             exams,
-            k_acc[pos],
-            k_lat[pos],
-            size["Rows"][pos],
-            size["Columns"][pos],
+            columns["study_id"][pos],
+            columns["laterality"][pos],
+            columns["rows"][pos],
+            columns["cols"][pos],
             report,
             where,
         )
-    modality = kind[kept].map(IMAGE_TYPES)
-    return {
-        "patient_id": empi[kept],
-        "study_id": k_acc,
-        "image_id": k_ids,
-        "path": paths[kept],
-        "laterality": k_lat,
-        "view": objects(view)[kept],
-        "modality": objects(modality),
-        "site": np.full(len(k_acc), "embed", dtype=object),
-        "vendor": objects(text(_column(metadata, "Manufacturer")).fillna("unknown"))[kept],
-        "density": density,
-        "age": float_values(acc_s.map(exams.exam_age).to_numpy(dtype=float)),
-        "rows": size["Rows"],
-        "cols": size["Columns"],
-        "cancer": int_values(cancer),
-        "findings": findings,
-        "birads": int_values(birads),
-        "cohort": cohort[kept],
-        "study_description": objects(acc_s.map(exams.exam_desc)),
-    }
+    return findings
 
 
 def _roi_findings(roi_text, exams, acc, laterality, rows_px, cols_px, report, where) -> list:
