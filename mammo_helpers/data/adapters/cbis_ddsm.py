@@ -141,13 +141,22 @@ def _subtype(*parts: str | None) -> str | None:
 
 
 def _binary_box(path: Path, rows: int, cols: int):
-    """(box, problem) of the binary full-size mask in ``path``; box None if it is not one."""
-    info = header_info(path)
-    if (info["rows"], info["cols"]) != (rows, cols):
-        return None, None
-    # Masks may not be labelled MG; no VOI needed to find the stored nonzero pixels.
-    image = read_dicom(path, apply_voi=False, require_mg=False)
+    """(box, problem) of the binary full-size mask in ``path``; box None if it is not one.
+
+    The file is read once (header and pixels); only if that fails is the header read alone,
+    so that a file of another size is skipped, as a header check first would do.
+    """
+    try:
+        # Masks may not be labelled MG; no VOI needed to find the stored nonzero pixels.
+        image = read_dicom(path, apply_voi=False, require_mg=False)
+    except DicomError:
+        info = header_info(path)  # DicomError: unreadable
+        if (info["rows"], info["cols"]) != (rows, cols):
+            return None, None
+        raise
     pixels = np.asarray(image.pixels)
+    if pixels.shape != (rows, cols):
+        return None, None
     lo, hi = pixels.min(), pixels.max()
     if lo == hi:
         return None, "ROI mask is empty"
