@@ -5,6 +5,7 @@ Not part of the test-suite (the name does not start with ``test_``); run it on d
     python tests/bench_adapters.py                 # all five, 3 repeats, real sizes
     python tests/bench_adapters.py --only vindr,rsna --repeat 5
     python tests/bench_adapters.py --scale 0.1     # smaller tables (a quick look)
+    python tests/bench_adapters.py --legacy        # also the row-loop adapters, interleaved
 
 Sizes (``--scale 1``):
 
@@ -109,7 +110,12 @@ VINDR_LABEL_COUNTS = {  # label counts of finding_annotations.csv (PhysioNet 1.0
     "Global Asymmetry": 26,
     "Skin Retraction": 18,
 }
-VINDR_NO_BIRADS = {"Skin Thickening", "Suspicious Lymph Node", "Nipple Retraction", "Skin Retraction"}
+VINDR_NO_BIRADS = {
+    "Skin Thickening",
+    "Suspicious Lymph Node",
+    "Nipple Retraction",
+    "Skin Retraction",
+}
 
 
 def make_vindr(root: Path, *, n_studies: int = 5000, n_boxes: int | None = None, seed: int = 0):
@@ -167,9 +173,7 @@ def make_vindr(root: Path, *, n_studies: int = 5000, n_boxes: int | None = None,
     y1[bottom] = h[bottom] + 5
     neg = k[n_right + n_bottom : n_right + n_bottom + n_neg]
     x0[neg] = -rng.uniform(1, 20, n_neg)
-    f_birads = [
-        None if a in VINDR_NO_BIRADS else f"BI-RADS {rng.integers(3, 6)}" for a in labels
-    ]
+    f_birads = [None if a in VINDR_NO_BIRADS else f"BI-RADS {rng.integers(3, 6)}" for a in labels]
     boxes = pd.DataFrame(
         {
             "row": box_img,
@@ -224,10 +228,10 @@ def make_rsna(root: Path, *, n_rows: int = 54706, seed: int = 0) -> Path:
     age = rng.integers(26, 90, n_pat).astype(float).repeat(counts)[:n]
     age[rng.choice(n, size=round(37 * n / 54706), replace=False)] = np.nan
     cancer = (rng.random(n) < 1158 / 54706).astype(int)
-    density = np.where(
-        site == 1, _choice(rng, list("ABCD"), [3105, 12651, 12175, 1539], n), None
+    density = np.where(site == 1, _choice(rng, list("ABCD"), [3105, 12651, 12175, 1539], n), None)
+    birads = np.where(
+        site == 1, _choice(rng, ["0.0", "1.0", "2.0", None], [10, 60, 25, 5], n), None
     )
-    birads = np.where(site == 1, _choice(rng, ["0.0", "1.0", "2.0", None], [10, 60, 25, 5], n), None)
     frame = pd.DataFrame(
         {
             "site_id": site,
@@ -326,7 +330,9 @@ def make_embed(root: Path, *, n_images: int = 480_323, seed: int = 0) -> Path:
     m = len(c_exam)
     finding = np.isin(c_exam, roi_exams)
     side = np.where(finding, _choice(rng, ["L", "R", "B"], [45, 45, 10], m), None)
-    shape = np.where(finding & (rng.random(m) < 0.6), _choice(rng, list("GROXNYDLTBSFVQA"), [1] * 15, m), None)
+    shape = np.where(
+        finding & (rng.random(m) < 0.6), _choice(rng, list("GROXNYDLTBSFVQA"), [1] * 15, m), None
+    )
     calc = np.where(finding & (shape == None), _choice(rng, list("AKPLF"), [1] * 5, m), None)  # noqa: E711
     severity = np.where(finding & (rng.random(m) < 0.5), rng.integers(0, 6, m).astype(str), None)
     clinical = pd.DataFrame(
@@ -431,7 +437,9 @@ def make_cbis_ddsm(root: Path, *, scale: float = 1.0, seed: int = 0) -> Path:
                         a_val,
                         b_val,
                         int(rng.integers(0, 6)),
-                        _choice(rng, ["MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK"], [4, 4, 1], 1)[0],
+                        _choice(
+                            rng, ["MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK"], [4, 4, 1], 1
+                        )[0],
                         int(rng.integers(1, 6)),
                         full,
                         f"{roi_dir}/000001.dcm",
@@ -439,7 +447,11 @@ def make_cbis_ddsm(root: Path, *, scale: float = 1.0, seed: int = 0) -> Path:
                     ]
                 )
         density = "breast_density" if family == "mass" else "breast density"
-        a_col, b_col = ("mass shape", "mass margins") if family == "mass" else ("calc type", "calc distribution")
+        a_col, b_col = (
+            ("mass shape", "mass margins")
+            if family == "mass"
+            else ("calc type", "calc distribution")
+        )
         header = [h.format(density=density, a=a_col, b=b_col) for h in _CBIS_HEADER]
         _write_csv(root / csv_name, pd.DataFrame(rows, columns=header))
     return root
@@ -497,38 +509,58 @@ def count_rows(name: str, root: Path) -> int:
         "vindr": ["breast-level_annotations.csv", "finding_annotations.csv"],
         "rsna": ["train.csv"],
         "embed": ["tables/EMBED_OpenData_metadata.csv", "tables/EMBED_OpenData_clinical.csv"],
-        "cbis_ddsm": [f"{a}_case_description_{s}_set.csv" for a in ("mass", "calc") for s in ("train", "test")],
+        "cbis_ddsm": [
+            f"{a}_case_description_{s}_set.csv" for a in ("mass", "calc") for s in ("train", "test")
+        ],
         "inbreast": ["INbreast.csv"],
     }[name]
     sep = ";" if name == "inbreast" else ","
     return sum(len(pd.read_csv(root / f, sep=sep, dtype=str)) for f in files)
 
 
-def time_adapter(name: str, root: Path, repeat: int, loader: Callable | None = None) -> dict:
-    """Best and median seconds (and rows/s) of ``repeat`` loads of ``root``."""
+def _once(load: Callable, name: str, root: Path) -> tuple[float, int]:
+    kwargs = {} if name in ("cbis_ddsm", "inbreast") else {"require_files": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        df = load(root, **kwargs)
+        return time.perf_counter() - start, len(df)
+
+
+def time_adapter(name: str, root: Path, repeat: int, legacy: bool = False) -> list[dict]:
+    """Best and median seconds (and rows/s) of ``repeat`` loads of ``root``; with ``legacy``
+    the row-loop adapters of ``test_adapters_legacy.py`` are timed too, alternating with the
+    current ones so that both see the same machine load."""
     from mammo_helpers.data.adapters import LOADERS
 
-    load = loader or LOADERS[name]
-    kwargs = {} if name in ("cbis_ddsm", "inbreast") else {"require_files": False}
-    times, n_images = [], 0
+    loaders = {"current": LOADERS[name]}
+    if legacy:
+        from test_adapters_legacy import LEGACY
+
+        loaders = {"legacy": LEGACY[name], **loaders}
+    times: dict[str, list[float]] = {k: [] for k in loaders}
+    images = {}
     for _ in range(repeat):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            start = time.perf_counter()
-            df = load(root, **kwargs)
-            times.append(time.perf_counter() - start)
-        n_images = len(df)
+        for kind, load in loaders.items():
+            seconds, images[kind] = _once(load, name, root)
+            times[kind].append(seconds)
     rows = count_rows(name, root)
-    best, median = min(times), statistics.median(times)
-    return {
-        "adapter": name,
-        "rows": rows,
-        "images": n_images,
-        "best_s": round(best, 3),
-        "median_s": round(median, 3),
-        "best_rows_per_s": round(rows / best),
-        "median_rows_per_s": round(rows / median),
-    }
+    out = []
+    for kind, values in times.items():
+        best, median = min(values), statistics.median(values)
+        out.append(
+            {
+                "adapter": name,
+                "code": kind,
+                "rows": rows,
+                "images": images[kind],
+                "best_s": round(best, 3),
+                "median_s": round(median, 3),
+                "best_rows_per_s": round(rows / best),
+                "median_rows_per_s": round(rows / median),
+            }
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,13 +569,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="loads per adapter (>= 1)")
     parser.add_argument("--scale", type=float, default=1.0, help="table size vs the real one")
     parser.add_argument("--data", type=Path, default=None, help="keep the tables in this folder")
+    parser.add_argument("--legacy", action="store_true", help="also time the row-loop adapters")
     args = parser.parse_args(argv)
     if args.repeat < 1 or not args.scale > 0:
         parser.error("--repeat must be >= 1 and --scale > 0")
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = sorted(set(names) - set(MAKERS))
     if unknown:
-        parser.error(f"--only: unknown adapter(s) {', '.join(unknown)}; choose from {', '.join(MAKERS)}")
+        parser.error(
+            f"--only: unknown adapter(s) {', '.join(unknown)}; choose from {', '.join(MAKERS)}"
+        )
     with tempfile.TemporaryDirectory(prefix="bench-adapters-") as tmp:
         base = args.data or Path(tmp)
         results = []
@@ -554,10 +589,11 @@ def main(argv: list[str] | None = None) -> int:
                 MAKERS[name](root, args.scale)
                 (root / ".complete").write_text("")
                 print(f"{name}: generated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-            results.append(time_adapter(name, root, args.repeat))
+            results.extend(time_adapter(name, root, args.repeat, args.legacy))
             print(results[-1], file=sys.stderr)
     table = pd.DataFrame(results)
     print(table.to_string(index=False))
+    print(f"load average: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 
 
