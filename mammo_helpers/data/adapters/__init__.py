@@ -2,7 +2,7 @@
 
 Each loader takes the dataset's top folder as distributed and returns a validated manifest
 (``mammo_helpers.data.manifest.validate_manifest``) with absolute image paths, ``source`` set
-to the dataset name, ``df.attrs["dropped"]`` (DataFrame: level 'image' | 'finding' | 'row',
+to the dataset name, ``df.attrs["dropped"]`` (DataFrame: level 'image' | 'finding' | 'row' | 'value',
 source_file, source_row = 0-based data row of that file, image_id, reason) and
 ``df.attrs["notes"]`` (counts of fixes that kept the data, e.g. clipped boxes); one
 ``AdapterWarning`` summarises both (none if nothing was dropped or fixed). Level 'value' marks a

@@ -24,6 +24,11 @@ Bad cells get the same treatment in every adapter and column:
 * unreadable DICOM headers (missing, not DICOM, truncated, without Rows/Columns) -> the image
   (or the ROI) is dropped with the error's class in the reason.
 
+Why: without its identity an image cannot be placed (patient, side, view, file), so it goes;
+with one unreadable label it is still a good image for every other task, and a chapter that
+needs that label already filters on it being present (as for RSNA's site-2 density). Cells
+are reported only for images that are kept; blank cells are missing values, not bad ones.
+
 Empty (zero-byte) and header-only CSVs raise ``ValueError`` naming the file; a missing folder
 or file raises ``FileNotFoundError`` showing the path with ``repr`` and a note when it holds
 invisible whitespace (:func:`mammo_helpers.paths.describe_path`).
