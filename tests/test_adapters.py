@@ -9,6 +9,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +19,8 @@ from mammo_helpers.data.adapters._common import (
     LoadReport,
     boxed_finding,
     clean,
+    first_kept,
+    joined_paths,
     read_table,
     resolve_views,
     to_float,
@@ -244,3 +247,31 @@ def test_unknown_views_option_is_an_error_naming_it(views):
     with pytest.raises(ValueError, match=r"^views: .* choose from CC, MLO, ML"):
         load_dataset("inbreast", DATASETS / "inbreast", views=views)
     assert resolve_views("CC") == ("CC",) and resolve_views(None) == vocab.ALL_VIEWS
+
+
+def test_joined_paths_agree_with_pathlib():
+    base = Path("/data/vindr/images")
+    study = pd.Series(["s1", "s/2", "./s3", "s4/", "/abs", "s6", None, "s 8", "a//b"], dtype="str")
+    image = pd.Series(["i1", "i2", "i3", "i4", "i5", ".", "i7", "i8", "i9"], dtype="str")
+    got = joined_paths(base, study, image + ".dicom")
+    expected = [
+        None if s is None else str(base / s / f"{i}.dicom")
+        for s, i in zip(study.astype(object).where(study.notna(), None), image, strict=True)
+    ]
+    assert list(got) == expected
+
+
+def test_first_kept_is_what_a_loop_over_rows_gives():
+    rng = np.random.default_rng(0)
+    ids = pd.Series(rng.choice(["a", "b", "c", "d", None], size=200), dtype=object)
+    ok = rng.random(200) < 0.5
+    kept, duplicate = first_kept(ids, ok)
+    seen, want_kept, want_dup = set(), [], []
+    for value, good in zip(ids, ok, strict=True):
+        dup = value is not None and value in seen
+        want_dup.append(dup)
+        want_kept.append(bool(good) and value is not None and not dup)
+        if want_kept[-1]:
+            seen.add(value)
+    assert list(kept) == want_kept and list(duplicate) == want_dup
+    assert kept.sum() == 4 and duplicate.any()

@@ -287,19 +287,15 @@ def first_kept(ids: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def view_checks(
-    laterality: pd.Series,
-    view: pd.Series,
-    views: tuple[str, ...],
-    view_label: pd.Series | None = None,
+    laterality: pd.Series, view: pd.Series, views: tuple[str, ...]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The view and laterality rules as :func:`first_failure` checks: view in ``views`` (the
-    reason shows ``view_label``, e.g. the file-name spelling, if given), laterality L/R."""
-    shown = view if view_label is None else view_label
+    """The view and laterality rules as :func:`first_failure` checks (the vectorised
+    :meth:`LoadReport.accept_view`): view in ``views``, then laterality L/R."""
     allowed = "/".join(views)
     return [
         (
             view.isin(views).to_numpy(),
-            ("view " + _shown(shown) + f" is not {allowed}").to_numpy(dtype=object),
+            ("view " + _shown(view) + f" is not {allowed}").to_numpy(dtype=object),
         ),
         (
             laterality.isin(LATERALITIES).to_numpy(),
@@ -321,8 +317,7 @@ def joined_paths(base: Path, *parts: pd.Series | str) -> np.ndarray:
     :class:`pathlib.Path`, so every result is exactly what Path gives; missing parts give
     ``None``.
     """
-    columns = [p.reset_index(drop=True) for p in parts if isinstance(p, pd.Series)]
-    n = len(columns[0])
+    n = next(len(p) for p in parts if isinstance(p, pd.Series))
     rel = pd.Series("", index=range(n), dtype="str")
     for k, part in enumerate(parts):
         piece = part.reset_index(drop=True).astype("str") if isinstance(part, pd.Series) else part
