@@ -1,47 +1,34 @@
-"""Tests for mammo_helpers.data.adapters (dispatcher), its _common glue and the fixture builder."""
+"""Tests for mammo_helpers.data.adapters (dispatcher, views option, bad CSVs and folders) and its
+_common glue."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
+import re
+import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from mammo_helpers import vocab
 from mammo_helpers.data.adapters import LOADERS, AdapterWarning, load_dataset
 from mammo_helpers.data.adapters._common import (
     LoadReport,
     boxed_finding,
     clean,
+    first_kept,
+    joined_paths,
     read_table,
+    resolve_views,
     to_float,
     to_int,
 )
 from mammo_helpers.data.manifest import MANIFEST_COLUMNS, manifest_row
 
-FIXTURES = Path(__file__).parent / "fixtures"
-DATASETS = FIXTURES / "datasets"
-
-
-def _builder():
-    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_builder_reproduces_committed_fixtures(tmp_path):
-    out = _builder().build(tmp_path / "datasets")
-    built = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    committed = sorted(p.relative_to(DATASETS) for p in DATASETS.rglob("*") if p.is_file())
-    assert built == committed
-    texts = [p for p in built if p.suffix in (".csv", ".xml")]
-    assert len(texts) == 13
-    for rel in texts:
-        assert (out / rel).read_bytes() == (DATASETS / rel).read_bytes(), rel
-    assert sum((DATASETS / p).stat().st_size for p in committed) < 1_000_000
+DATASETS = Path(__file__).parent / "fixtures" / "datasets"
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))
@@ -157,3 +144,134 @@ def test_read_table_optional_columns_and_latin1(tmp_path):
     df = read_table(path, ["a"], what="t", sep=";", optional=["c", "missing"])
     assert list(df.columns) == ["a", "c"] and df["c"].iloc[0] == "x"
     assert read_table(path, ["b"], what="t", sep=";")["b"].iloc[0] == "café"
+
+
+# --------------------------------------------------------------------------- every adapter
+#: One metadata CSV of each dataset (relative to its root) and its separator.
+CSVS = {
+    "vindr": ("finding_annotations.csv", ","),
+    "cbis_ddsm": ("calc_case_description_train_set.csv", ","),
+    "rsna": ("train.csv", ","),
+    "embed": ("tables/EMBED_OpenData_clinical.csv", ","),
+    "inbreast": ("INbreast.csv", ";"),
+}
+
+
+def _copy(tmp_path, name: str) -> Path:
+    root = tmp_path / name
+    shutil.copytree(DATASETS / name, root)
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(CSVS))
+def test_zero_byte_csv_is_an_error_naming_the_file(tmp_path, name):
+    root = _copy(tmp_path, name)
+    csv = root / CSVS[name][0]
+    csv.write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"{re.escape(csv.name)}' is empty \(0 bytes\)"):
+        load_dataset(name, root)
+
+
+@pytest.mark.parametrize("name", sorted(CSVS))
+def test_header_only_csv_is_an_error_naming_the_file(tmp_path, name):
+    root = _copy(tmp_path, name)
+    csv = root / CSVS[name][0]
+    csv.write_text(csv.read_text().splitlines()[0] + "\n\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(csv.name)}' has a header but no data rows"):
+        load_dataset(name, root)
+
+
+def test_blank_csv_is_an_error_naming_the_file(tmp_path):
+    root = _copy(tmp_path, "rsna")
+    (root / "train.csv").write_text("\n \n")
+    with pytest.raises(ValueError, match=r"train.csv' has no header line"):
+        load_dataset("rsna", root)
+
+
+@pytest.mark.parametrize("name", sorted(CSVS))
+def test_root_with_invisible_whitespace_is_shown(tmp_path, name):
+    root = _copy(tmp_path, name)
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset(name, f"{root} ")
+    message = str(info.value)
+    assert repr(f"{root} ") in message and "leading or trailing whitespace" in message
+
+
+def test_missing_csv_path_is_shown_with_repr(tmp_path):
+    root = _copy(tmp_path, "rsna")
+    (root / "train.csv").rename(root / "train.csv\u00a0")
+    with pytest.raises(FileNotFoundError, match=r"RSNA train.csv not found: '.*train.csv'$"):
+        load_dataset("rsna", root)
+
+
+def test_cbis_csv_dir_with_whitespace_is_shown(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"CBIS-DDSM CSV folder \(csv_dir\) not found"):
+        load_dataset("cbis_ddsm", DATASETS / "cbis_ddsm", csv_dir=f"{DATASETS / 'cbis_ddsm'}\t")
+
+
+def _quiet(name, root, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AdapterWarning)
+        return load_dataset(name, root, **kwargs)
+
+
+def test_views_none_keeps_every_known_view():
+    default = _quiet("rsna", DATASETS / "rsna")
+    every = _quiet("rsna", DATASETS / "rsna", views=None)
+    assert sorted(default["view"].unique()) == ["CC", "MLO"]
+    assert sorted(every["view"]) == sorted([*default["view"], "AT", "LM"])
+    assert every.attrs["dropped"].empty
+    embed = _quiet("embed", DATASETS / "embed", views=vocab.ALL_VIEWS)
+    assert "XCCL" in set(embed["view"]) and len(embed) == 10
+
+
+def test_views_subset_drops_the_others_with_a_reason():
+    df = _quiet("vindr", DATASETS / "vindr", views=("CC",))
+    assert set(df["view"]) == {"CC"} and len(df) == 4
+    reasons = set(df.attrs["dropped"]["reason"])
+    assert "view MLO is not CC" in reasons
+
+
+def test_unknown_view_in_the_data_is_dropped_even_with_views_none(tmp_path):
+    root = _copy(tmp_path, "rsna")
+    csv = root / "train.csv"
+    csv.write_text(csv.read_text().replace(",R,AT,", ",R,QQ,"))
+    df = _quiet("rsna", root, views=None)
+    assert "541722628" not in set(df["image_id"])
+    reason = df.attrs["dropped"].set_index("image_id").loc["541722628", "reason"]
+    assert reason == f"view QQ is not {'/'.join(vocab.ALL_VIEWS)}"
+
+
+@pytest.mark.parametrize("views", [("QQ",), (), "MLO-ish"])
+def test_unknown_views_option_is_an_error_naming_it(views):
+    with pytest.raises(ValueError, match=r"^views: .* choose from CC, MLO, ML"):
+        load_dataset("inbreast", DATASETS / "inbreast", views=views)
+    assert resolve_views("CC") == ("CC",) and resolve_views(None) == vocab.ALL_VIEWS
+
+
+def test_joined_paths_agree_with_pathlib():
+    base = Path("/data/vindr/images")
+    study = pd.Series(["s1", "s/2", "./s3", "s4/", "/abs", "s6", None, "s 8", "a//b"], dtype="str")
+    image = pd.Series(["i1", "i2", "i3", "i4", "i5", ".", "i7", "i8", "i9"], dtype="str")
+    got = joined_paths(base, study, image + ".dicom")
+    expected = [
+        None if s is None else str(base / s / f"{i}.dicom")
+        for s, i in zip(study.astype(object).where(study.notna(), None), image, strict=True)
+    ]
+    assert list(got) == expected
+
+
+def test_first_kept_is_what_a_loop_over_rows_gives():
+    rng = np.random.default_rng(0)
+    ids = pd.Series(rng.choice(["a", "b", "c", "d", None], size=200), dtype=object)
+    ok = rng.random(200) < 0.5
+    kept, duplicate = first_kept(ids, ok)
+    seen, want_kept, want_dup = set(), [], []
+    for value, good in zip(ids, ok, strict=True):
+        dup = value is not None and value in seen
+        want_dup.append(dup)
+        want_kept.append(bool(good) and value is not None and not dup)
+        if want_kept[-1]:
+            seen.add(value)
+    assert list(kept) == want_kept and list(duplicate) == want_dup
+    assert kept.sum() == 4 and duplicate.any()

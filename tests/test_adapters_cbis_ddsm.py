@@ -255,3 +255,110 @@ def test_unreadable_dicoms(tmp_path):
     reasons = set(df.attrs["dropped"]["reason"])
     assert "unreadable full image DICOM (DicomError)" in reasons
     assert "unreadable ROI DICOM file" in reasons
+
+
+# --------------------------------------------------------------------------- bad input
+MASS_TRAIN = "mass_case_description_train_set.csv"
+
+
+def _copy(tmp_path) -> Path:
+    root = tmp_path / "cbis"
+    shutil.copytree(ROOT, root)
+    return root
+
+
+def _edit(root: Path, csv: str, edits: dict) -> Path:
+    """Replace cells of ``csv`` under ``root`` ({(row, column): text})."""
+    table = pd.read_csv(root / csv, dtype=str, keep_default_na=False)
+    for (row, col), value in edits.items():
+        table.loc[row, col] = value
+    table.to_csv(root / csv, index=False, lineterminator="\n")
+    return root
+
+
+def _truncate(path: Path, size: int = 600) -> None:
+    """Cut a DICOM inside its header: pydicom reads it without Rows/Columns."""
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def _values(df: pd.DataFrame) -> list[tuple]:
+    dropped = df.attrs["dropped"]
+    return _plain(dropped[dropped["level"] == "value"], list(dropped.columns))
+
+
+def _load(root) -> pd.DataFrame:
+    with pytest.warns(AdapterWarning):
+        return load_cbis_ddsm(root)
+
+
+def test_truncated_full_image_header_drops_that_image(tmp_path):
+    root = _copy(tmp_path)
+    _truncate(next((root / CALC_TRAIN).rglob("*.dcm")))
+    df = _load(root)
+    assert CALC_TRAIN not in set(df["image_id"]) and len(df) == 4
+    dropped = df.attrs["dropped"]
+    mine = dropped[dropped["image_id"] == CALC_TRAIN]
+    assert _plain(mine, list(dropped.columns)) == [
+        (
+            "image",
+            "calc_case_description_train_set.csv",
+            0,
+            CALC_TRAIN,
+            "unreadable full image DICOM (DicomError)",
+        )
+    ]
+
+
+def test_truncated_mask_header_drops_that_finding(tmp_path):
+    root = _copy(tmp_path)
+    _truncate(next((root / f"{MASS_CC}_2").rglob("000000.dcm")))
+    df = _load(root)
+    assert [_box(f) for f in df.set_index("image_id").loc[MASS_CC, "findings"]] == [
+        ("mass", 5.0, 10.0, 25.0, 30.0, True)
+    ]
+    dropped = df.attrs["dropped"]
+    assert _plain(dropped.iloc[:1], list(dropped.columns)) == [
+        ("finding", MASS_TRAIN, 1, MASS_CC, "unreadable ROI DICOM file")
+    ]
+
+
+def test_density_outside_1_to_4_is_set_to_missing(tmp_path):
+    df = _load(_edit(_copy(tmp_path), MASS_TRAIN, {(0, "breast_density"): "0"}))
+    assert pd.isna(df.set_index("image_id").loc[MASS_CC, "density"])
+    assert _values(df) == [
+        ("value", MASS_TRAIN, 0, MASS_CC, "breast_density '0' is not 1-4: set to missing")
+    ]
+    assert df.attrs["notes"] == {"breast_density values set to missing": 1}
+
+
+def test_unknown_pathology_leaves_malignant_and_cancer_missing(tmp_path):
+    df = _load(_edit(_copy(tmp_path), MASS_TRAIN, {(0, "pathology"): "UNPROVEN"}))
+    row = df.set_index("image_id").loc[MASS_CC]
+    assert [f["malignant"] for f in row["findings"]] == [None, False] and pd.isna(row["cancer"])
+    assert _values(df) == [
+        (
+            "value",
+            MASS_TRAIN,
+            0,
+            MASS_CC,
+            "pathology 'UNPROVEN' is not MALIGNANT/BENIGN/BENIGN_WITHOUT_CALLBACK: set to missing",
+        )
+    ]
+
+
+def test_unreadable_assessment_leaves_the_finding_without_birads(tmp_path):
+    df = _load(_edit(_copy(tmp_path), MASS_TRAIN, {(1, "assessment"): "4?"}))
+    findings = df.set_index("image_id").loc[MASS_CC, "findings"]
+    assert findings[0]["birads"] == "4" and "birads" not in findings[1]
+    assert _values(df) == [
+        ("value", MASS_TRAIN, 1, MASS_CC, "assessment '4?' is not BI-RADS 0-5: set to missing")
+    ]
+
+
+def test_missing_patient_id_drops_the_image(tmp_path):
+    df = _load(_edit(_copy(tmp_path), MASS_TRAIN, {(2, "patient_id"): ""}))
+    assert MASS_MLO not in set(df["image_id"]) and "None" not in set(df["patient_id"])
+    dropped = df.attrs["dropped"]
+    assert _plain(dropped.iloc[:1], list(dropped.columns)) == [
+        ("image", MASS_TRAIN, 2, MASS_MLO, "missing patient_id")
+    ]

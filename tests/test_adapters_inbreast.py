@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mammo_helpers.data.adapters import AdapterWarning, load_inbreast
-from mammo_helpers.data.adapters.inbreast import parse_points, read_outlines, roi_box
+from mammo_helpers.data.adapters.inbreast import outline_box, parse_points, read_outlines
 from mammo_helpers.data.manifest import validate_manifest
 from mammo_helpers.io import read_dicom
 
@@ -127,8 +127,8 @@ def test_outline_helpers(tmp_path):
     assert parse_points(["(1.5, 2.000000)", "(3, -4)"]) == [(1.5, 2.0), (3.0, -4.0)]
     with pytest.raises(ValueError, match="not of the form"):
         parse_points(["1, 2"])
-    assert roi_box([(10.0, 10.0), (12.0, 10.0)]) == (8.0, 7.0, 14.0, 13.0)
-    assert roi_box([(1.0, 5.0), (9.0, 5.0), (4.0, 5.0)]) == (1.0, 4.5, 9.0, 5.5)
+    assert outline_box([(10.0, 10.0), (12.0, 10.0)]) == (8.0, 7.0, 14.0, 13.0)
+    assert outline_box([(1.0, 5.0), (9.0, 5.0), (4.0, 5.0)]) == (1.0, 4.5, 9.0, 5.5)
     xml = tmp_path / "x.xml"
     xml.write_bytes(plistlib.dumps({"Images": []}))
     assert read_outlines(xml) == []
@@ -162,3 +162,81 @@ def test_unreadable_xml_drops_findings_only(tmp_path):
     assert df.set_index("image_id").loc["20586908", "findings"] == []
     dropped = df.attrs["dropped"]
     assert dropped["reason"].iloc[0].startswith("unreadable XML outline file")
+
+
+# --------------------------------------------------------------------------- bad input
+def _copy(tmp_path, edits: dict | None = None) -> Path:
+    """A copy of the fixture with some cells of INbreast.csv replaced ({(row, column): text})."""
+    root = tmp_path / "inbreast"
+    shutil.copytree(ROOT, root)
+    if edits:
+        table = pd.read_csv(root / "INbreast.csv", sep=";", dtype=str, keep_default_na=False)
+        for (row, col), value in edits.items():
+            table.loc[row, col] = value
+        table.to_csv(root / "INbreast.csv", sep=";", index=False, lineterminator="\n")
+    return root
+
+
+def _values(df: pd.DataFrame) -> list[tuple]:
+    dropped = df.attrs["dropped"]
+    return _plain(dropped[dropped["level"] == "value"], list(dropped.columns))
+
+
+def _load(root) -> pd.DataFrame:
+    with pytest.warns(AdapterWarning):
+        return load_inbreast(root)
+
+
+def test_truncated_dicom_header_drops_that_image(tmp_path):
+    root = _copy(tmp_path)
+    dicom = next((root / "AllDICOMs").glob("20586934_*.dcm"))
+    dicom.write_bytes(dicom.read_bytes()[:600])  # cut inside the header: no Rows/Columns
+    df = _load(root)
+    assert "20586934" not in set(df["image_id"]) and len(df) == 3
+    dropped = df.attrs["dropped"]
+    assert _plain(dropped.iloc[:1], list(dropped.columns)) == [
+        ("image", "INbreast.csv", 1, "20586934", "unreadable DICOM (DicomError)")
+    ]
+
+
+def test_acr_outside_1_to_4_is_set_to_missing(tmp_path):
+    df = _load(_copy(tmp_path, {(0, "ACR"): "5"}))
+    assert pd.isna(df.set_index("image_id").loc["20586908", "density"])
+    assert _values(df) == [
+        ("value", "INbreast.csv", 0, "20586908", "ACR '5' is not 1-4: set to missing")
+    ]
+
+
+def test_unknown_birads_is_set_to_missing(tmp_path):
+    df = _load(_copy(tmp_path, {(1, "Bi-Rads"): "4d"}))
+    row = df.set_index("image_id").loc["20586934"]
+    assert pd.isna(row["birads"]) and pd.isna(row["birads_suspicious"])
+    assert all("birads" not in f for f in row["findings"])
+    assert _values(df) == [
+        ("value", "INbreast.csv", 1, "20586934", "Bi-Rads '4d' is not 0-6 or 4a-4c: set to missing")
+    ]
+
+
+def test_repeated_file_name_drops_the_later_row(tmp_path):
+    root = _copy(tmp_path)
+    csv = root / "INbreast.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([*lines, lines[1]]) + "\n")
+    df = _load(root)
+    assert list(df["image_id"]) == ["20586908", "20586934", "20586960", "20586986"]
+    dropped = df.attrs["dropped"]
+    assert _plain(dropped.iloc[-1:], list(dropped.columns)) == [
+        ("image", "INbreast.csv", 6, "20586908", "duplicate File Name")
+    ]
+
+
+def test_xml_that_is_not_an_roi_plist_drops_its_findings(tmp_path):
+    root = _copy(tmp_path)
+    (root / "AllXML" / "20586908.xml").write_bytes(plistlib.dumps(["not", "a", "dict"]))
+    df = _load(root)
+    assert df.set_index("image_id").loc["20586908", "findings"] == []
+    assert df.attrs["dropped"]["reason"].iloc[0] == "unreadable XML outline file (ValueError)"
+    with pytest.raises(ValueError, match="top level is not a dictionary"):
+        read_outlines(root / "AllXML" / "20586908.xml")
+    with pytest.raises(ValueError, match="not a list of points"):
+        parse_points("(1, 2)")

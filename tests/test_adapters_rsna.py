@@ -97,3 +97,55 @@ def test_renamed_column(tmp_path):
     csv.write_text(csv.read_text().replace("machine_id", "machine", 1))
     with pytest.raises(ValueError, match=r'column "machine_id" not found in .*train.csv'):
         load_rsna(root)
+
+
+# --------------------------------------------------------------------------- bad cells
+def _edited(tmp_path, edits: dict) -> Path:
+    """A copy of the fixture with some cells of train.csv replaced ({(row, column): text})."""
+    root = tmp_path / "rsna"
+    shutil.copytree(ROOT, root)
+    table = pd.read_csv(root / "train.csv", dtype=str, keep_default_na=False)
+    for (row, col), value in edits.items():
+        table.loc[row, col] = value
+    table.to_csv(root / "train.csv", index=False, lineterminator="\n")
+    return root
+
+
+def _values(df: pd.DataFrame) -> list[tuple]:
+    dropped = df.attrs["dropped"]
+    return _plain(dropped[dropped["level"] == "value"], list(dropped.columns))
+
+
+def _load(root, **kwargs) -> pd.DataFrame:
+    with pytest.warns(AdapterWarning):
+        return load_rsna(root, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "rule"),
+    [
+        ("cancer", "2", "is not 0/1"),
+        ("age", "unknown", "is not an age in 0-120"),
+        ("age", "150", "is not an age in 0-120"),
+        ("density", "E", "is not A-D"),
+        ("BIRADS", "7", "is not BI-RADS 0-6"),
+        ("biopsy", "yes", "is not 0/1"),
+        ("difficult_negative_case", "maybe", "is not True/False/1/0"),
+    ],
+)
+def test_bad_value_cell_is_set_to_missing_with_row_and_column(tmp_path, column, cell, rule):
+    df = _load(_edited(tmp_path, {(4, column): cell}))
+    assert len(df) == 7
+    target = {"BIRADS": "birads"}.get(column, column)
+    assert pd.isna(df.set_index("image_id").loc["220375232", target])
+    assert _values(df) == [
+        ("value", "train.csv", 4, "220375232", f"{column} {cell!r} {rule}: set to missing")
+    ]
+    assert df.attrs["notes"] == {f"{column} values set to missing": 1}
+    others = df[df["image_id"] != "220375232"]
+    assert others[target].notna().any()
+
+
+def test_bad_cell_of_a_dropped_image_is_not_reported(tmp_path):
+    df = _load(_edited(tmp_path, {(6, "cancer"): "2"}))  # row 6 is the AT view
+    assert _values(df) == [] and "cancer values set to missing" not in df.attrs["notes"]

@@ -198,3 +198,117 @@ def test_renamed_column(tmp_path):
     csv.write_text(csv.read_text().replace("breast_density", "density", 1))
     with pytest.raises(ValueError, match=r'column "breast_density" not found in .*breast-level'):
         load_vindr(root)
+
+
+# --------------------------------------------------------------------------- bad cells
+BREAST, FINDING = "breast-level_annotations.csv", "finding_annotations.csv"
+
+
+def _edited(tmp_path, edits: dict, csv: str = BREAST) -> Path:
+    """A copy of the fixture with some cells of ``csv`` replaced ({(row, column): text})."""
+    root = tmp_path / "vindr"
+    shutil.copytree(ROOT, root)
+    table = pd.read_csv(root / csv, dtype=str, keep_default_na=False)
+    for (row, col), value in edits.items():
+        table.loc[row, col] = value
+    table.to_csv(root / csv, index=False, lineterminator="\n")
+    return root
+
+
+def _values(df: pd.DataFrame) -> list[tuple]:
+    dropped = df.attrs["dropped"]
+    return _plain(dropped[dropped["level"] == "value"], list(dropped.columns))
+
+
+def _load(root) -> pd.DataFrame:
+    with pytest.warns(AdapterWarning):
+        return load_vindr(root)
+
+
+def test_unknown_density_cell_is_set_to_missing_with_its_row(tmp_path):
+    df = _load(_edited(tmp_path, {(1, "breast_density"): "DENSITY E"}))
+    assert len(df) == 6
+    row = df.set_index("image_id").loc[IMG[2]]
+    assert pd.isna(row["density"]) and row["birads"] == 4 and len(row["findings"]) == 2
+    assert _values(df) == [
+        (
+            "value",
+            BREAST,
+            1,
+            IMG[2],
+            "breast_density 'DENSITY E' is not DENSITY A-D: set to missing",
+        )
+    ]
+    assert df.attrs["notes"]["breast_density values set to missing"] == 1
+    assert df["density"].notna().sum() == 5
+
+
+def test_negative_height_is_set_to_missing_and_boxes_keep_to_the_width(tmp_path):
+    df = _load(_edited(tmp_path, {(0, "height"): "-64"}))
+    row = df.set_index("image_id").loc[IMG[1]]
+    assert pd.isna(row["rows"]) and row["cols"] == 48
+    # the multi-label box (20, 30, 52.5, 70): x clipped to the width, y kept (height unknown)
+    assert [(f["xmax"], f["ymax"]) for f in row["findings"]] == [(30.25, 40), (48, 70), (48, 70)]
+    assert _values(df) == [
+        ("value", BREAST, 0, IMG[1], "height '-64' is not a positive integer: set to missing")
+    ]
+
+
+def test_non_numeric_width_is_set_to_missing(tmp_path):
+    df = _load(_edited(tmp_path, {(4, "width"): "48px"}))
+    assert pd.isna(df.set_index("image_id").loc[IMG[5], "cols"])
+    assert _values(df) == [
+        ("value", BREAST, 4, IMG[5], "width '48px' is not a positive integer: set to missing")
+    ]
+
+
+def test_box_is_clipped_at_zero_when_the_image_size_is_unknown(tmp_path):
+    # image 2's box starts at x = -5; with no height and width it is clipped to [0, 65535]
+    df = _load(_edited(tmp_path, {(1, "height"): "", (1, "width"): ""}))
+    findings = df.set_index("image_id").loc[IMG[2], "findings"]
+    assert [(f["xmin"], f["xmax"]) for f in findings] == [(0.0, 15.0), (40.0, 47.0)]
+    assert df.attrs["notes"]["boxes clipped to the image"] == 3
+    assert _values(df) == []  # blank cells are missing values, not bad ones
+
+
+def test_unreadable_breast_birads_is_set_to_missing(tmp_path):
+    df = _load(_edited(tmp_path, {(2, "breast_birads"): "BI-RADS X"}))
+    assert pd.isna(df.set_index("image_id").loc[IMG[3], "birads"])
+    assert _values(df) == [
+        ("value", BREAST, 2, IMG[3], "breast_birads 'BI-RADS X' is not BI-RADS 0-6: set to missing")
+    ]
+
+
+def test_unreadable_finding_birads_leaves_the_finding_without_birads(tmp_path):
+    df = _load(_edited(tmp_path, {(0, "finding_birads"): "BI-RADS 4x"}, FINDING))
+    first = df.set_index("image_id").loc[IMG[1], "findings"][0]
+    assert first["label"] == "mass" and "birads" not in first
+    assert _values(df) == [
+        (
+            "value",
+            FINDING,
+            0,
+            IMG[1],
+            "finding_birads 'BI-RADS 4x' is not BI-RADS 0-6: set to missing",
+        )
+    ]
+
+
+def test_non_numeric_box_coordinate_drops_that_finding_naming_the_column(tmp_path):
+    df = _load(_edited(tmp_path, {(1, "ymax"): "7O"}, FINDING))
+    assert [f["label"] for f in df.set_index("image_id").loc[IMG[1], "findings"]] == ["mass"]
+    dropped = df.attrs["dropped"]
+    mine = _plain(dropped[dropped["source_row"] == 1], list(dropped.columns))
+    assert mine == [
+        ("finding", FINDING, 1, IMG[1], "calcification finding: ymax '7O' is not a number"),
+        ("finding", FINDING, 1, IMG[1], "mass finding: ymax '7O' is not a number"),
+    ]
+
+
+def test_categories_that_are_not_a_list_drop_the_row(tmp_path):
+    df = _load(_edited(tmp_path, {(0, "finding_categories"): "5"}, FINDING))
+    dropped = df.attrs["dropped"]
+    assert _plain(dropped.iloc[:1], list(dropped.columns)) == [
+        ("row", FINDING, 0, IMG[1], "unparseable finding_categories")
+    ]
+    assert len(df.set_index("image_id").loc[IMG[1], "findings"]) == 2

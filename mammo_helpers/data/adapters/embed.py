@@ -8,7 +8,8 @@ Inputs: ``EMBED_OpenData_clinical.csv`` (one row per finding) and
 Decisions:
 - Images: ``FinalImageType`` '2D' -> modality DM, 'cview' (also spelled 'C-view') -> s2D; 3D
   and screensave (ROI_SSC / ROI_SS) rows are dropped with a reason, as are special views
-  (``spot_mag == 1``), views other than CC/MLO and lateralities other than L/R.
+  (``spot_mag == 1``), views other than ``views`` (default CC/MLO; ``views=None`` keeps every
+  code of ``vocab.ALL_VIEWS``) and lateralities other than L/R.
 - ``path``: ``anon_dicom_path`` is the path on Emory's server
   (``/mnt/NAS2/mammo/anon_dicom/cohort_1/...``); everything before the ``cohort_<n>`` folder is
   removed and the rest is resolved under ``root/images`` if that folder exists, else ``root``.
@@ -30,15 +31,31 @@ Decisions:
   else 0 if any applicable row has a severity 0-5, else missing.
 - Optional columns: ``birads`` (highest ``asses`` of the applicable rows as 0-6), ``cohort``
   and ``study_description`` (clinical ``desc``: screening vs diagnostic).
+
+Bad cells (the rule of :mod:`mammo_helpers.data.adapters._common`):
+- dropped: a clinical row without ``acc_anon`` (level 'row'); an image whose
+  ``FinalImageType``, ``spot_mag`` (not a number), view, laterality or ``anon_dicom_path``
+  cannot be used, a repeated SOPInstanceUID, an exam missing from the clinical table or with
+  another / no ``empi_anon``; an ROI whose ``ROI_coords`` cannot be parsed or cannot be linked
+  to one finding (level 'finding');
+- set to missing (level 'value'): clinical ``tissueden`` other than 1-5, ``path_severity``
+  other than 0-6, ``asses`` other than the legend's letters, ``age_at_study`` that is not a
+  number in 0-120 (the exam's next readable value is used); metadata ``Rows`` / ``Columns``
+  that are not positive integers (boxes are then clipped to ``[0, 65535]`` only). A clinical
+  ``side`` other than L/R/B is reported and that row applies to no image. Descriptor codes
+  outside the legend simply imply no label.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections import defaultdict
 from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mammo_helpers.data.adapters._common import (
     DENSITY_FROM_INT,
@@ -46,12 +63,20 @@ from mammo_helpers.data.adapters._common import (
     as_root,
     boxed_finding,
     clean,
+    codes,
+    first_failure,
+    first_kept,
+    float_values,
+    int_values,
+    manifest_rows,
+    numbers,
+    objects,
     read_table,
-    records,
-    to_float,
-    to_int,
+    resolve_views,
+    text,
+    view_checks,
 )
-from mammo_helpers.data.manifest import manifest_row
+from mammo_helpers.vocab import VIEWS
 
 CLINICAL_CSV = "EMBED_OpenData_clinical.csv"
 METADATA_CSV = "EMBED_OpenData_metadata.csv"
@@ -79,6 +104,7 @@ METADATA_COLUMNS = (
 )
 CLINICAL_OPTIONAL = ("calcnumber", "asses", "age_at_study", "desc")
 METADATA_OPTIONAL = ("Rows", "Columns", "Manufacturer")
+DESCRIPTOR_COLUMNS = ("massshape", "massmargin", "massdens", "calcfind", "calcdistri", "calcnumber")
 IMAGE_TYPES = {"2d": "DM", "cview": "s2D"}
 MASS_SHAPES = {
     "G": "generic",
@@ -95,8 +121,14 @@ MASS_DENSITIES = {"+", "-", "="}
 ASYMMETRY_SHAPES = {"T": "tubular", "B": "global", "S": None, "F": "focal", "V": "developing"}
 DISTORTION_SHAPES = {"Q": "questioned", "A": None}
 ASSESSMENT = {"A": 0, "N": 1, "B": 2, "P": 3, "S": 4, "M": 5, "K": 6}
+SIDES = ("L", "R", "B")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _COHORT = re.compile(r"cohort_\d+")
+_MISSING, _SEVERAL = "\0missing", "\0several"  # placeholders that no CSV cell holds
+#: tissueden code (0 = missing, 5 = male) -> density
+_DENSITY_OF_CODE = np.array([None, *DENSITY_FROM_INT.values(), None], dtype=object)
+#: Paths that PurePosixPath would normalise (``//``, ``.`` parts, trailing slash).
+_ODD_PATH = r"//|(?:^|/)\.(?:/|$)|/$"
 
 
 def parse_roi_coords(text: str | None) -> list[tuple[float, float, float, float]]:
@@ -152,13 +184,28 @@ def _find_table(root: Path, name: str) -> Path:
     return root / "tables" / name
 
 
-def load_embed(root: str | os.PathLike, *, require_files: bool = False):
-    """Manifest of EMBED 2D / C-view CC+MLO images with ROI boxes; see the module docstring.
+def _column(table: pd.DataFrame, name: str) -> pd.Series:
+    """An optional column, or an all-missing one if the table lacks it."""
+    if name in table.columns:
+        return table[name]
+    return pd.Series(np.nan, index=table.index, dtype="str")
 
-    ``require_files=True`` drops (with a reason) images whose DICOM is not under ``root``.
+
+def load_embed(
+    root: str | os.PathLike,
+    *,
+    require_files: bool = False,
+    views: tuple[str, ...] | None = VIEWS,
+):
+    """Manifest of EMBED 2D / C-view images with ROI boxes; see the module docstring.
+
+    ``require_files=True`` drops (with a reason) images whose DICOM is not under ``root``;
+    ``views`` chooses the view codes kept (default CC/MLO; ``None``: every code in
+    ``vocab.ALL_VIEWS``).
     """
     root = as_root(root, "EMBED")
-    report = LoadReport("embed", "load_embed")
+    views = resolve_views(views)
+    report = LoadReport("embed", "load_embed", in_file_order=True)
     clinical = read_table(
         _find_table(root, CLINICAL_CSV),
         CLINICAL_COLUMNS,
@@ -172,163 +219,335 @@ def load_embed(root: str | os.PathLike, *, require_files: bool = False):
         optional=METADATA_OPTIONAL,
     )
     image_base = root / "images" if (root / "images").is_dir() else root
+    report.stage = 0
+    exams = _Exams(clinical, report)
+    report.stage = 1
+    images = _images(metadata, exams, image_base, views, require_files, report)
+    return report.finish(manifest_rows(images), int_columns=("birads",))
 
-    exams: dict[str, list] = defaultdict(list)
-    for idx, rec in records(clinical):
-        acc = clean(rec["acc_anon"])
-        if acc is None:
-            report.drop(
-                "clinical row without acc_anon",
-                level="row",
-                source_file=CLINICAL_CSV,
-                source_row=idx,
-            )
-            continue
-        exams[acc].append(rec)
 
-    rows: list[dict] = []
-    seen: set[str] = set()
-    for idx, rec in records(metadata):
-        dicom_path = clean(rec["anon_dicom_path"]) or ""
-        image_id = PurePosixPath(dicom_path).stem or None
-        where = {"source_file": METADATA_CSV, "source_row": idx, "image_id": image_id}
-        kind = (clean(rec["FinalImageType"]) or "").lower().replace("-", "").replace(" ", "")
-        if kind not in IMAGE_TYPES:
-            report.drop(f"FinalImageType {clean(rec['FinalImageType'])} is not 2D/cview", **where)
-            continue
-        if to_int(rec["spot_mag"]) == 1:
-            report.drop("spot compression / magnification view (spot_mag == 1)", **where)
-            continue
-        view, laterality = clean(rec["ViewPosition"]), clean(rec["ImageLateralityFinal"])
-        if not report.accept_view(laterality, view, **where):
-            continue
-        parts = PurePosixPath(dicom_path).parts
-        start = next((i for i, p in enumerate(parts) if _COHORT.fullmatch(p)), None)
-        if image_id is None or start is None:
-            report.drop("anon_dicom_path has no cohort_<n> folder", **where)
-            continue
-        if image_id in seen:
-            report.drop("duplicate image (SOPInstanceUID)", **where)
-            continue
-        acc, empi = clean(rec["acc_anon"]), clean(rec["empi_anon"])
-        exam = exams.get(acc or "")
-        if not exam:
-            report.drop("exam (acc_anon) not in the clinical table", **where)
-            continue
-        if any(clean(r["empi_anon"]) != empi for r in exam):
-            report.drop("empi_anon differs between clinical and metadata tables", **where)
-            continue
-        path = image_base.joinpath(*parts[start:])
-        if require_files and not path.is_file():
-            report.drop("image file not found", **where)
-            continue
-        seen.add(image_id)
-        rows.append(
-            _image_row(
-                rec,
-                exam,
-                image_id,
-                path,
-                parts[start],
-                laterality,
-                view,
-                IMAGE_TYPES[kind],
-                report,
-                where,
-            )
+class _Exams:
+    """The clinical table, parsed column by column and summarised per exam (``acc_anon``)."""
+
+    def __init__(self, clinical: pd.DataFrame, report: LoadReport):
+        acc = text(clinical["acc_anon"])
+        has_acc = acc.notna().to_numpy()
+        report.drop_many(
+            clinical.index.to_numpy()[~has_acc],
+            "clinical row without acc_anon",
+            level="row",
+            source_file=CLINICAL_CSV,
         )
-    return report.finish(rows, int_columns=("birads",))
+        table = clinical[has_acc]
+        self.acc = objects(acc[has_acc])
+        self.empi = objects(text(table["empi_anon"]))
+
+        def checked(column, values_bad, rule, consequence="set to missing"):
+            values, bad = values_bad
+            report.bad_values(
+                bad,
+                column,
+                _column(table, column),
+                rule,
+                source_file=CLINICAL_CSV,
+                consequence=consequence,
+            )
+            return values
+
+        self.density = checked(
+            "tissueden", numbers(table["tissueden"], integer=True, low=1, high=5), "is not 1-5"
+        )
+        self.severity = checked(
+            "path_severity",
+            numbers(table["path_severity"], integer=True, low=0, high=6),
+            "is not 0-6",
+        )
+        self.asses = checked(
+            "asses", codes(_column(table, "asses"), ASSESSMENT), "is not one of A, N, B, P, S, M, K"
+        )
+        self.age = checked(
+            "age_at_study",
+            numbers(_column(table, "age_at_study"), low=0, high=120),
+            "is not an age in 0-120",
+        )
+        side = objects(text(table["side"]))
+        bad_side = np.array([s is not None and s not in SIDES for s in side], dtype=bool)
+        checked("side", (side, bad_side), "is not L/R/B", "ignored (the row applies to no image)")
+        self.side = side
+        self.labels = self._labels(table)
+        self.desc = objects(text(_column(table, "desc")))
+        self._summaries()
+
+    def _labels(self, table: pd.DataFrame) -> list:
+        """finding_labels of every row (``[]`` quickly for rows without descriptors)."""
+        cells = {c: objects(text(_column(table, c))) for c in DESCRIPTOR_COLUMNS}
+        present = np.zeros(len(table), dtype=bool)
+        for values in cells.values():
+            present |= pd.notna(values)
+        out = [[] for _ in range(len(table))]
+        for pos in np.flatnonzero(present):
+            out[pos] = finding_labels({c: cells[c][pos] for c in DESCRIPTOR_COLUMNS})
+        return out
+
+    def _summaries(self) -> None:
+        """Per exam (``self.index``, in order of first appearance): arrays of its summaries."""
+        code, uniques = pd.factorize(self.acc)
+        self.index = pd.Index(uniques)
+        frame = pd.DataFrame(
+            {
+                "exam": code,
+                "empi": pd.Series(self.empi, dtype=object).fillna(_MISSING),
+                "density": self.density,
+                "age": self.age,
+            }
+        )
+        groups = frame.groupby("exam", sort=True)
+        empi = groups["empi"].agg(["nunique", "first"])
+        # the exam's one empi_anon (MISSING if absent), SEVERAL where its rows disagree
+        self.exam_empi = empi["first"].where(empi["nunique"] == 1, _SEVERAL).to_numpy(object)
+        self.exam_density = groups["density"].first().to_numpy(float)
+        self.exam_age = groups["age"].first().to_numpy(float)
+        _, first = np.unique(code, return_index=True)
+        self.exam_desc = self.desc[first]
+        flagged: dict[str, list[int]] = {}
+        for pos in np.flatnonzero([bool(x) for x in self.labels]):
+            flagged.setdefault(self.acc[pos], []).append(int(pos))
+        self.flagged = flagged
+        self.by_side = {lat: self._side_summary(code, lat) for lat in ("L", "R")}
+
+    def _side_summary(self, code: np.ndarray, laterality: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per exam: (cancer, highest BI-RADS) of the rows that apply to ``laterality``."""
+        applies = np.array([s in (None, "B", laterality) for s in self.side], dtype=bool)
+        sev = np.where(applies, self.severity, np.nan)
+        asses = np.array([np.nan if a is None else a for a in self.asses], dtype=float)
+        frame = pd.DataFrame(
+            {
+                "exam": code,
+                "malignant": np.isin(sev, (0, 1)),
+                "benign": np.isin(sev, (2, 3, 4, 5)),
+                "birads": np.where(applies, asses, np.nan),
+            }
+        )
+        out = frame.groupby("exam", sort=True).agg(
+            malignant=("malignant", "any"), benign=("benign", "any"), birads=("birads", "max")
+        )
+        cancer = np.where(out["malignant"], 1.0, np.where(out["benign"], 0.0, np.nan))
+        return cancer, out["birads"].to_numpy(float)
+
+    def applicable_flagged(self, acc: str, laterality: str) -> list[int]:
+        """Rows of exam ``acc`` with descriptors that apply to ``laterality``, in file order."""
+        return [p for p in self.flagged.get(acc, []) if self.side[p] in (None, "B", laterality)]
 
 
-def _image_row(rec, exam, image_id, path, cohort, laterality, view, modality, report, where):
-    applicable = [r for r in exam if clean(r["side"]) in (None, "B", laterality)]
-    severities = [to_int(r["path_severity"]) for r in applicable]
-    if any(s in (0, 1) for s in severities):
-        cancer = 1
-    elif any(s in (2, 3, 4, 5) for s in severities):
-        cancer = 0
-    else:
-        cancer = None
+def _stem(name: str) -> str | None:
+    """``PurePosixPath(name).stem`` of a file name (``None`` if empty)."""
+    dot = name.rfind(".")
+    return (name[:dot] if 0 < dot < len(name) - 1 else name) or None
 
-    density = None
-    code = next((to_int(r["tissueden"]) for r in exam if to_int(r["tissueden"]) is not None), None)
-    if code == 5:
-        report.note("images with tissueden 5 (male) given a missing density")
-    elif code is not None:
-        density = DENSITY_FROM_INT.get(code)
 
-    birads_values = [ASSESSMENT.get(clean(r.get("asses")) or "") for r in applicable]
-    birads_values = [b for b in birads_values if b is not None]
+def _split_paths(paths: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image_id = file stem, cohort folder, path from the cohort folder on) per row, as
+    PurePosixPath would split them; ``None`` where there is no ``cohort_<n>`` folder.
 
-    rows_px = to_int(rec.get("Rows"))
-    cols_px = to_int(rec.get("Columns"))
-    findings = []
+    The regular expressions run in pyarrow (RE2, ASCII digits); paths that Path would
+    normalise, or with non-ASCII characters, go through PurePosixPath itself.
+    """
+    cells = pa.array(objects(text(paths).fillna("")), type=pa.string())
+    odd = pc.or_(pc.match_substring_regex(cells, _ODD_PATH), pc.invert(pc.string_is_ascii(cells)))
+    found = pc.extract_regex(cells, r"(?s)(?:^|/)(?P<rel>(?P<cohort>cohort_\d+)(?:/.*)?)$")
+    matched = found.is_valid().to_numpy(zero_copy_only=False)  # fields of a null row are ""
+    rel = np.where(matched, np.array(found.field("rel").to_pylist(), dtype=object), None)
+    cohort = np.where(matched, np.array(found.field("cohort").to_pylist(), dtype=object), None)
+    values = cells.to_pylist()
+    stem = np.array([_stem(v.rpartition("/")[2]) for v in values], dtype=object)
+    for pos in np.flatnonzero(odd.to_numpy(zero_copy_only=False)):
+        path = PurePosixPath(values[pos])
+        start = next((i for i, p in enumerate(path.parts) if _COHORT.fullmatch(p)), None)
+        stem[pos] = path.stem or None
+        cohort[pos] = None if start is None else path.parts[start]
+        rel[pos] = None if start is None else "/".join(path.parts[start:])
+    return stem, cohort, rel
+
+
+def _images(metadata, exams, image_base, views, require_files, report) -> dict:
+    """Manifest columns of the kept metadata rows; drops the others with their reason."""
+    image_id, cohort, rel = _split_paths(metadata["anon_dicom_path"])
+    prefix = os.path.join(str(image_base), "")
+    paths = np.array([None if r is None else prefix + r for r in rel], dtype=object)
+    exam = exams.index.get_indexer(objects(text(metadata["acc_anon"])))  # -1: not in clinical
+    kept = _kept(metadata, exams, exam, image_id, cohort, paths, views, require_files, report)
+    size = {}
+    for col in ("Rows", "Columns"):
+        values, bad = numbers(_column(metadata, col), integer=True, low=1)
+        report.bad_values(
+            bad & kept,
+            col,
+            _column(metadata, col),
+            "is not a positive integer",
+            source_file=METADATA_CSV,
+            image_ids=image_id,
+        )
+        size[col] = int_values(values)[kept]
+    e = exam[kept]
+    laterality = objects(text(metadata["ImageLateralityFinal"]))[kept]
+    code = exams.exam_density[e]
+    report.note("images with tissueden 5 (male) given a missing density", int((code == 5).sum()))
+    cancer, birads = np.full(len(e), np.nan), np.full(len(e), np.nan)
+    for lat, (lat_cancer, lat_birads) in exams.by_side.items():
+        mine = laterality == lat
+        cancer[mine], birads[mine] = lat_cancer[e[mine]], lat_birads[e[mine]]
+    columns = {
+        "patient_id": objects(text(metadata["empi_anon"]))[kept],
+        "study_id": exams.index.to_numpy(object)[e],
+        "image_id": image_id[kept],
+        "path": paths[kept],
+        "laterality": laterality,
+        "view": objects(text(metadata["ViewPosition"]))[kept],
+        "modality": objects(_kinds(metadata).map(IMAGE_TYPES))[kept],
+        "site": np.full(len(e), "embed", dtype=object),
+        "vendor": objects(text(_column(metadata, "Manufacturer")).fillna("unknown"))[kept],
+        "density": _DENSITY_OF_CODE[np.nan_to_num(code).astype(int).clip(0, 5)],
+        "age": float_values(exams.exam_age[e]),
+        "rows": size["Rows"],
+        "cols": size["Columns"],
+        "cancer": int_values(cancer),
+        "findings": None,
+        "birads": int_values(birads),
+        "cohort": cohort[kept],
+        "study_description": exams.exam_desc[e],
+    }
+    columns["findings"] = _all_findings(metadata, kept, columns, exams, report)
+    return columns
+
+
+def _kinds(metadata: pd.DataFrame) -> pd.Series:
+    """FinalImageType in lower case without '-' and spaces ('C-view' -> 'cview')."""
+    return text(metadata["FinalImageType"]).str.lower().str.replace("-", "").str.replace(" ", "")
+
+
+def _kept(metadata, exams, exam, image_id, cohort, paths, views, require_files, report):
+    """Mask of the metadata rows kept; every other row is dropped with its first failed rule."""
+    n = len(metadata)
+    kind_text = text(metadata["FinalImageType"])
+    spot, bad_spot = numbers(metadata["spot_mag"])
+    spot_text = metadata["spot_mag"].astype(object).map(repr)
+    laterality, view = text(metadata["ImageLateralityFinal"]), text(metadata["ViewPosition"])
+    empi = objects(text(metadata["empi_anon"]))
+    pre = [
+        (
+            _kinds(metadata).isin(list(IMAGE_TYPES)).to_numpy(),
+            ("FinalImageType " + kind_text.fillna("None") + " is not 2D/cview").to_numpy(object),
+        ),
+        (~bad_spot, ("spot_mag " + spot_text + " is not a number").to_numpy(object)),
+        (spot != 1, "spot compression / magnification view (spot_mag == 1)"),
+        *view_checks(laterality, view, views),
+        (pd.notna(image_id) & pd.notna(cohort), "anon_dicom_path has no cohort_<n> folder"),
+    ]
+    in_exam = exam >= 0
+    same_empi = exams.exam_empi[exam] == np.where(pd.isna(empi), _MISSING, empi)
+    post = [
+        (in_exam, "exam (acc_anon) not in the clinical table"),
+        (same_empi | ~in_exam, "empi_anon differs between clinical and metadata tables"),
+        (pd.notna(empi), "missing empi_anon"),
+    ]
+    pre_reason = first_failure(pre, n)
+    if require_files:
+        reachable = pd.isna(pre_reason) & pd.isna(first_failure(post, n))
+        found = np.ones(n, dtype=bool)
+        found[reachable] = [os.path.isfile(p) for p in paths[reachable]]
+        post.append((found, "image file not found"))
+    post_reason = first_failure(post, n)
+    passed = pd.isna(pre_reason)
+    kept, duplicate = first_kept(pd.Series(image_id), passed & pd.isna(post_reason))
+    reason = np.where(passed, post_reason, pre_reason)
+    reason[passed & duplicate] = "duplicate image (SOPInstanceUID)"
+    report.drop_many(
+        metadata.index.to_numpy()[~kept],
+        reason[~kept],
+        level="image",
+        source_file=METADATA_CSV,
+        image_ids=image_id[~kept],
+    )
+    return kept
+
+
+def _all_findings(metadata, kept, columns, exams, report) -> list[list]:
+    """Findings of every kept image (only images whose ROI_coords hold a number are parsed)."""
+    roi = text(metadata["ROI_coords"])
+    roi_text = objects(roi)[kept]
+    rows = metadata.index.to_numpy()[kept]
+    findings = [[] for _ in range(len(roi_text))]
+    # text without a digit ('[]') holds no ROI: parse_roi_coords would return []
+    with_number = roi.str.contains(r"\d", regex=True).fillna(False).to_numpy()[kept]
+    for pos in np.flatnonzero(with_number):
+        where = {
+            "source_file": METADATA_CSV,
+            "source_row": int(rows[pos]),
+            "image_id": columns["image_id"][pos],
+        }
+        findings[pos] = _roi_findings(
+            roi_text[pos],
+            exams,
+            columns["study_id"][pos],
+            columns["laterality"][pos],
+            columns["rows"][pos],
+            columns["cols"][pos],
+            report,
+            where,
+        )
+    return findings
+
+
+def _roi_findings(roi_text, exams, acc, laterality, rows_px, cols_px, report, where) -> list:
+    """Findings of one image's ROIs, linked to the exam's single applicable finding row."""
     try:
-        rois = parse_roi_coords(clean(rec["ROI_coords"]))
+        rois = parse_roi_coords(roi_text)
     except ValueError:
         report.drop("unparseable ROI_coords", level="finding", **where)
-        rois = []
-    if rois:
-        flagged = [r for r in applicable if finding_labels(r)]
-        exact = [r for r in flagged if clean(r["side"]) == laterality]
-        if len(flagged) > 1 and len(exact) == 1:
-            flagged = exact
-        signatures = {
-            (tuple(finding_labels(r)), _malignant(to_int(r["path_severity"]))) for r in flagged
-        }
-        for ymin, xmin, ymax, xmax in rois:
-            if not flagged:
-                report.drop(
-                    "ROI without a clinical finding with descriptors on this side",
-                    level="finding",
-                    **where,
-                )
-                continue
-            if len(signatures) > 1:
-                report.drop(
-                    "ROI matches several clinical findings with different labels",
-                    level="finding",
-                    **where,
-                )
-                continue
-            chosen = flagged[0]
-            malignant = _malignant(to_int(chosen["path_severity"]))
-            asses = ASSESSMENT.get(clean(chosen.get("asses")) or "")
-            for label, subtype, source in finding_labels(chosen):
-                found = boxed_finding(
-                    label,
-                    (xmin, ymin, xmax, ymax),
-                    rows=rows_px,
-                    cols=cols_px,
-                    report=report,
-                    malignant=malignant,
-                    source_label=source,
-                    subtype=subtype,
-                    birads=None if asses is None else str(asses),
-                    **where,
-                )
-                if found is not None:
-                    findings.append(found)
+        return []
+    if not rois:
+        return []
+    flagged = exams.applicable_flagged(acc, laterality)
+    exact = [p for p in flagged if exams.side[p] == laterality]
+    if len(flagged) > 1 and len(exact) == 1:
+        flagged = exact
+    severity = {p: _int_or_none(exams.severity[p]) for p in flagged}
+    signatures = {(tuple(exams.labels[p]), _malignant(severity[p])) for p in flagged}
+    findings = []
+    for ymin, xmin, ymax, xmax in rois:
+        if not flagged:
+            report.drop(
+                "ROI without a clinical finding with descriptors on this side",
+                level="finding",
+                **where,
+            )
+            continue
+        if len(signatures) > 1:
+            report.drop(
+                "ROI matches several clinical findings with different labels",
+                level="finding",
+                **where,
+            )
+            continue
+        chosen = flagged[0]
+        asses = exams.asses[chosen]
+        for label, subtype, source in exams.labels[chosen]:
+            found = boxed_finding(
+                label,
+                (xmin, ymin, xmax, ymax),
+                rows=rows_px,
+                cols=cols_px,
+                report=report,
+                malignant=_malignant(severity[chosen]),
+                source_label=source,
+                subtype=subtype,
+                birads=None if asses is None else str(asses),
+                **where,
+            )
+            if found is not None:
+                findings.append(found)
+    return findings
 
-    ages = [to_float(r.get("age_at_study")) for r in exam]
-    age = next((a for a in ages if not math.isnan(a)), math.nan)
-    return manifest_row(
-        patient_id=clean(rec["empi_anon"]),
-        study_id=clean(rec["acc_anon"]),
-        image_id=image_id,
-        path=path,
-        laterality=laterality,
-        view=view,
-        modality=modality,
-        site="embed",
-        vendor=clean(rec.get("Manufacturer")) or "unknown",
-        density=density,
-        age=age,
-        rows=rows_px,
-        cols=cols_px,
-        cancer=cancer,
-        findings=findings,
-        birads=max(birads_values) if birads_values else None,
-        cohort=cohort,
-        study_description=clean(exam[0].get("desc")),
-    )
+
+def _int_or_none(value: float) -> int | None:
+    return None if np.isnan(value) else int(value)
