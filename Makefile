@@ -17,7 +17,7 @@ MATHJAX_JS := $(MATHJAX_DIR)/tex-mml-chtml.js
 ENV_STAMP := $(VENV)/.mammo-env-installed
 PYTEST_ARGS ?=
 
-.PHONY: help env hooks mathjax data notebooks html book test lint lab clean clean-data
+.PHONY: help env hooks mathjax data notebooks html book test lint lab bench clean clean-data
 # `book` relies on its prerequisites running in order (data, notebooks, then html).
 .NOTPARALLEL:
 
@@ -26,6 +26,7 @@ help:
 	@echo "make test   - lint + the whole test-suite (smoke notebooks, book build, browser check)"
 	@echo "make lab    - open JupyterLab on notebooks/"
 	@echo "make hooks  - install the pre-commit hooks (ruff, ruff format, nbstripout)"
+	@echo "make bench  - adapter speed on tables of the real datasets' size (not in CI)"
 	@echo "make clean  - remove build products (book/_build, book/executed, results, build)"
 	@echo "make clean-data - remove the cached synthetic cohorts"
 
@@ -79,6 +80,9 @@ test: env mathjax
 	$(PY) -m pytest -n 2 -m "not notebook and not book" $(PYTEST_ARGS) || status=1; \
 	$(PY) -m pytest -m "notebook or book" $(PYTEST_ARGS) || status=1; \
 	exit $$status
+
+bench: env
+	$(PY) tests/bench_adapters.py --legacy
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks

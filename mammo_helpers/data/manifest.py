@@ -318,35 +318,46 @@ def _check_range(df, col, values, ok_mask, requirement) -> None:
         raise _fail(df, pos, col, f"{float(values[pos])!r} is not {requirement} (or missing)")
 
 
-def _check_findings(df: pd.DataFrame, rows: np.ndarray, cols: np.ndarray, cancer: np.ndarray):
-    values = df["findings"].to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
-    for pos, cell in enumerate(values):
-        if not isinstance(cell, list):
+def _check_cell_findings(df, pos: int, cell: list, rows, cols, cancer) -> list:
+    """The normalised findings of the row at ``pos`` (raises naming the finding)."""
+    r = None if np.isnan(rows[pos]) else rows[pos]
+    c = None if np.isnan(cols[pos]) else cols[pos]
+    normalised = []
+    for k, finding in enumerate(cell):
+        clean, problem = _check_finding(finding, r, c)
+        if problem:
+            raise _fail(df, pos, "findings", f"finding {k}: {problem}")
+        if clean["malignant"] is True and cancer[pos] == 0:
             raise _fail(
                 df,
                 pos,
-                "findings",
-                f"expected a list of finding dicts ([] for none), got {type(cell).__name__} "
-                f"{cell!r}",
+                "cancer",
+                f"0 but finding {k} ({clean['label']}) has malignant=True; "
+                "set cancer=1 or mark the finding malignant=False/None",
             )
-        r = None if np.isnan(rows[pos]) else rows[pos]
-        c = None if np.isnan(cols[pos]) else cols[pos]
-        normalised = []
-        for k, finding in enumerate(cell):
-            clean, problem = _check_finding(finding, r, c)
-            if problem:
-                raise _fail(df, pos, "findings", f"finding {k}: {problem}")
-            if clean["malignant"] is True and cancer[pos] == 0:
-                raise _fail(
-                    df,
-                    pos,
-                    "cancer",
-                    f"0 but finding {k} ({clean['label']}) has malignant=True; "
-                    "set cancer=1 or mark the finding malignant=False/None",
-                )
-            normalised.append(clean)
-        out[pos] = normalised
+        normalised.append(clean)
+    return normalised
+
+
+def _check_findings(df: pd.DataFrame, rows: np.ndarray, cols: np.ndarray, cancer: np.ndarray):
+    """Every row's findings normalised (a new list per row; most rows have none)."""
+    values = df["findings"].to_numpy(dtype=object)
+    sizes = np.fromiter(
+        (len(v) if isinstance(v, list) else -1 for v in values), dtype=np.int64, count=len(values)
+    )
+    pos = _first(sizes < 0)
+    if pos is not None:
+        cell = values[pos]
+        raise _fail(
+            df,
+            pos,
+            "findings",
+            f"expected a list of finding dicts ([] for none), got {type(cell).__name__} {cell!r}",
+        )
+    out = np.empty(len(values), dtype=object)
+    out[:] = [[] for _ in range(len(values))]
+    for pos in np.flatnonzero(sizes):
+        out[pos] = _check_cell_findings(df, int(pos), values[pos], rows, cols, cancer)
     return out
 
 
@@ -408,7 +419,8 @@ def validate_manifest(
         _check_range(df, "cancer", cancer, (cancer == 0) | (cancer == 1), "0 or 1")
     new["age"], new["pixel_spacing_mm"] = age, spacing
     for col, values in (*sizes.items(), ("cancer", cancer)):
-        new[col] = pd.array([pd.NA if np.isnan(v) else int(v) for v in values], dtype="Int64")
+        missing = np.isnan(values)
+        new[col] = pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
     ids = new["image_id"]
     dup = ids.duplicated(keep=False).to_numpy()
