@@ -152,3 +152,54 @@ def show_heatmap(
     if colorbar:
         ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.02)
     return artist
+
+
+def exam_grid(manifest, classes=("A", "B", "C", "D"), *, by: str = "density", figsize=(10, 13)):
+    """One exam per class of ``by`` (rows) in the radiologist's hanging order (columns),
+    read from its DICOM files with :func:`mammo_helpers.io.read_dicom` (chapter 00)."""
+    import matplotlib.pyplot as plt
+
+    from mammo_helpers.io import read_dicom
+    from mammo_helpers.vocab import HANGING_ORDER
+
+    if by not in manifest.columns:
+        raise ValueError(f"exam_grid: the manifest has no column {by!r}")
+    fig, axes = plt.subplots(len(classes), 4, figsize=figsize, squeeze=False)
+    for row, value in enumerate(classes):
+        studies = manifest.loc[manifest[by] == value, "study_id"].unique()
+        for col, (lat, view) in enumerate(HANGING_ORDER):
+            ax = axes[row, col]
+            ax.set_axis_off()
+            if len(studies) == 0:
+                continue
+            rec = manifest[
+                (manifest.study_id == studies[0])
+                & (manifest.laterality == lat)
+                & (manifest.view == view)
+            ]
+            if rec.empty:
+                continue
+            rec = rec.iloc[0]
+            title = f"{value} · {lat}{view} · {rec.site} {rec.modality}"
+            show_mammogram(ax, read_dicom(rec.path).pixels, rec.findings, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def pipeline_panels(panels, findings, *, figsize=(15, 4.5)):
+    """The same image at several preprocessing steps, its finding boxes moved along.
+
+    ``panels`` is a list of ``(title, image, box_transform)``; ``box_transform`` is None for
+    the original image (chapter 00: the pipelines of papers 02, 03 and 05 side by side).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
+    for ax, (title, image, transform) in zip(axes[0], panels, strict=True):
+        image = np.asarray(image, dtype=float)
+        if image.ndim == 3:  # CLAHE fusion shown as RGB
+            image = image / max(float(image.max()), 1e-6)
+        moved = list(findings) if transform is None else transform.findings(list(findings))
+        show_mammogram(ax, image, moved, title=title)
+    fig.tight_layout()
+    return fig

@@ -399,3 +399,23 @@ def test_command_line_builds_and_reports_the_folder(tmp_path):
     assert f"4 images in {folder}" in result.stdout
     info = json.loads((folder / "cohort.json").read_text())
     assert info["n_patients"] == 1 and info["config"]["resolution_scale"] == 12.0
+
+
+def test_typical_lesion_is_the_median_contrast_lesion_redrawn_in_both_views(tiny):
+    from mammo_helpers.data.manifest import explode_findings
+
+    findings = explode_findings(tiny.manifest)
+    label = findings.label.value_counts().index[0]
+    views = cohort_mod.typical_lesion(tiny.manifest, label, spacing_mm=0.5, margin_mm=5.0)
+    assert 1 <= len(views) <= 2 and len({v.image_id for v in views}) == len(views)
+    ranked = findings[findings.label == label].sort_values("contrast", kind="stable")
+    pick = ranked.iloc[len(ranked) // 2]
+    for v in views:
+        assert v.image_id.startswith(pick.patient_id) and v.finding["lesion_id"] == pick.lesion_id
+        assert v.image.shape == v.mask.shape and v.spacing_mm == 0.5
+        # the box is the mask's box inside the crop, with 5 mm (10 px) around it where it fits
+        assert mask_box(v.mask) == pytest.approx(
+            tuple(v.finding[k] for k in ("xmin", "ymin", "xmax", "ymax"))
+        )
+        assert 0.0 <= v.image.min() and v.image.max() <= 1.0
+    assert cohort_mod.typical_lesion(tiny.manifest, "lymph_node") == []

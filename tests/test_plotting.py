@@ -88,3 +88,46 @@ def test_show_heatmap_overlays_a_map_of_the_image_size():
     with pytest.raises(ValueError, match=r"heatmap has shape \(3, 3\)"):
         show_heatmap(ax, img, np.zeros((3, 3)))
     plt.close(fig)
+
+
+def test_exam_grid_shows_one_exam_per_class_in_hanging_order(tmp_path):
+    import warnings
+
+    from mammo_helpers.data.adapters import AdapterWarning, load_dataset
+    from mammo_helpers.data.examples import example_dataset
+    from mammo_helpers.plotting import exam_grid
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AdapterWarning)
+        manifest = load_dataset(
+            "vindr", example_dataset("vindr", tmp_path / "vindr"), require_files=True
+        )
+    classes = sorted(manifest.density.dropna().unique())
+    fig = exam_grid(manifest, classes=[*classes, "Z"], figsize=(4, 4))
+    axes = np.asarray(fig.axes).reshape(len(classes) + 1, 4)
+    for row, value in enumerate(classes):
+        study = manifest[manifest.density == value].study_id.unique()[0]
+        shown = [ax.get_title() for ax in axes[row] if ax.get_title()]
+        expected = manifest[manifest.study_id == study]
+        assert len(shown) == len(expected) and all(t.startswith(f"{value} · ") for t in shown)
+    assert all(not ax.get_title() for ax in axes[-1])  # no exam of class Z: empty row
+    with pytest.raises(ValueError, match="no column 'colour'"):
+        exam_grid(manifest, by="colour")
+    plt.close(fig)
+
+
+def test_pipeline_panels_move_the_boxes_with_each_step():
+    from mammo_helpers.boxes import BoxTransform
+    from mammo_helpers.plotting import pipeline_panels
+
+    finding = {"label": "mass", "xmin": 10, "ymin": 20, "xmax": 30, "ymax": 40, "malignant": True}
+    flip = BoxTransform((100, 50), crop_box=(0, 10, 50, 90), flip=True, out_hw=(40, 25))
+    fig = pipeline_panels(
+        [("original", np.zeros((100, 50)), None), ("flipped", np.zeros((40, 25, 3)), flip)],
+        [finding],
+    )
+    first, second = (ax.patches[0] for ax in fig.axes)
+    assert first.get_xy() == (10, 20)
+    (expected,), _ = flip([[10, 20, 30, 40]])
+    assert second.get_xy() == pytest.approx((expected[0], expected[1]))
+    plt.close(fig)

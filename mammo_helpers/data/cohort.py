@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # a text bar: works in terminals, notebooks and papermill logs
 
+from mammo_helpers.boxes import boxes_from_findings, crop_around, crop_boxes, with_boxes
 from mammo_helpers.paths import (
     atomic_directory,
     atomic_write,
@@ -49,7 +50,14 @@ from mammo_helpers.paths import (
 )
 from mammo_helpers.vocab import HANGING_ORDER
 
-from .manifest import ManifestError, load_manifest, manifest_row, save_manifest, validate_manifest
+from .manifest import (
+    ManifestError,
+    explode_findings,
+    load_manifest,
+    manifest_row,
+    save_manifest,
+    validate_manifest,
+)
 from .phantom import SITES, PhantomConfig, density_from_pd, render_view, sample_patient
 from .phantom.generator import RenderedImage
 
@@ -361,6 +369,58 @@ def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs
     config = config_from_info(cohort.info, spacing_mm=spacing_mm)
     patient = sample_patient(config, int(rec.patient_id.rsplit("-", 1)[1]))
     return render_view(config, patient, rec.laterality, rec.view, **kwargs)
+
+
+@dataclass
+class LesionView:
+    """One view of a lesion redrawn finely: the image around it, its box and mask there."""
+
+    image_id: str
+    view: str
+    image: np.ndarray  # processed display image in [0, 1], cropped around the lesion
+    finding: dict  # the finding with its box moved into the crop
+    mask: np.ndarray  # the lesion's exact mask, cropped the same way
+    spacing_mm: float
+
+
+def typical_lesion(
+    manifest: pd.DataFrame, label: str, *, spacing_mm: float = 0.1, margin_mm: float = 15.0
+) -> list[LesionView]:
+    """The lesion of kind ``label`` with the median contrast, redrawn at ``spacing_mm`` in
+    every view of its breast (chapter 00's lesion gallery); ``[]`` if the cohort has none.
+
+    At the cohort's spacing calcifications of 0.1-0.6 mm are sub-pixel; :func:`rerender`
+    draws the same breast and lesion on a finer grid.
+    """
+    findings = explode_findings(manifest)
+    candidates = findings[findings.label == label].sort_values("contrast", kind="stable")
+    if candidates.empty:
+        return []
+    pick = candidates.iloc[len(candidates) // 2]
+    same = findings[
+        (findings.patient_id == pick.patient_id) & (findings.lesion_id == pick.lesion_id)
+    ].sort_values("view")
+    out = []
+    for rec in same.itertuples():
+        fine = rerender(manifest, rec.image_id, spacing_mm=spacing_mm)
+        match = [f for f in fine.findings if f["lesion_id"] == rec.lesion_id]
+        if not match:  # too small to keep at this spacing
+            continue
+        box = boxes_from_findings(match)
+        crop = crop_around(box[0], fine.display.shape, fine.spacing_mm, margin_mm=margin_mm)
+        moved, kept = crop_boxes(box, crop)
+        x0, y0, x1, y1 = crop
+        out.append(
+            LesionView(
+                image_id=rec.image_id,
+                view=rec.view,
+                image=fine.display[y0:y1, x0:x1],
+                finding=with_boxes(match, moved, kept)[0],
+                mask=match[0]["mask"][y0:y1, x0:x1],
+                spacing_mm=fine.spacing_mm,
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------------------ building
