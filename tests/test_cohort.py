@@ -28,7 +28,8 @@ from mammo_helpers.data.cohort import (
 )
 from mammo_helpers.data.manifest import require_four_views
 from mammo_helpers.data.phantom import PhantomConfig
-from mammo_helpers.data.phantom.generator import PD_CUTPOINTS, RenderedImage
+from mammo_helpers.data.phantom.calibration import PD_CUTPOINTS
+from mammo_helpers.data.phantom.generator import RenderedImage
 from mammo_helpers.io import read_dicom
 
 CFG = PhantomConfig(seed=3, resolution_scale=12.0, lesion_prevalence=1.0)

@@ -3,17 +3,26 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mammo_helpers.data.phantom.acquisition import SITES, burn_in_label, encode, expose, present
+from mammo_helpers.data.phantom.acquisition import (
+    SITES,
+    burn_in_label,
+    encode,
+    expose,
+    photons_per_pixel,
+    present,
+)
+from mammo_helpers.data.phantom.calibration import ELECTRONIC_NOISE
 
 
 def test_quantum_noise_variance_equals_the_mean_without_blur():
+    # Poisson: variance = mean photon count, plus the (unblurred) electronic noise variance
     site = dataclasses.replace(SITES["site_A"], mtf_sigma_mm=0.0, scatter_fraction=0.0)
     L = np.full((256, 256), 3.0, np.float32)
     breast = np.ones_like(L, bool)
     raw = expose(L, breast, 0.1, site, np.random.default_rng(0))
-    n0 = 4000.0
+    n0 = photons_per_pixel(site, 0.1)
     assert raw.mean() == pytest.approx(n0, rel=0.01)
-    electronic = (0.002 * n0) ** 2
+    electronic = (ELECTRONIC_NOISE * n0) ** 2
     assert raw.var() == pytest.approx(n0 + electronic, rel=0.05)
 
 
@@ -50,3 +59,43 @@ def test_burned_in_label_only_touches_the_corner_away_from_the_chest_wall():
     out = burn_in_label(stored, "L CC", site, "L")
     changed = np.argwhere(out != stored)
     assert changed.size and changed[:, 0].max() < 100 and changed[:, 1].min() > 150
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.85, 1.25, 2.0])
+def test_gamma_shows_a_stretched_value_x_as_x_to_the_one_over_gamma(gamma):
+    # no equalisation, no unsharp mask: the display is the log image stretched between its
+    # 0.5th and 99.8th percentile, then the gamma curve (hand-computed here)
+    site = dataclasses.replace(SITES["site_A"], equalisation=0.0, unsharp_amount=0.0, gamma=gamma)
+    raw = np.exp(-np.linspace(1.0, 3.0, 64 * 64)).reshape(64, 64).astype(np.float32)
+    breast = np.ones(raw.shape, bool)
+    log = -np.log(raw.astype(np.float64))
+    lo, hi = np.percentile(log, [0.5, 99.8])
+    stretched = np.clip((log - lo) / (hi - lo), 0.0, 1.0)
+    disp = present(raw, breast, 0.2, site, np.random.default_rng(0))
+    np.testing.assert_allclose(disp, stretched ** (1.0 / gamma), atol=2e-5)
+
+
+def test_a_gamma_above_one_brightens_the_mid_tones():
+    # display convention: gamma 2 shows a quarter-bright stretched value at half brightness
+    site = dataclasses.replace(SITES["site_A"], equalisation=0.0, unsharp_amount=0.0)
+    raw = np.exp(-np.linspace(0.0, 1.0, 1001)).reshape(1, -1).astype(np.float32)
+    breast = np.ones(raw.shape, bool)
+    plain = present(raw, breast, 0.2, site, np.random.default_rng(0))
+    bright = present(
+        raw, breast, 0.2, dataclasses.replace(site, gamma=2.0), np.random.default_rng(0)
+    )
+    quarter = np.argmin(np.abs(plain - 0.25))
+    assert bright[0, quarter] == pytest.approx(0.5, abs=0.01)
+    assert np.all(np.diff(bright[0]) >= 0)  # still monotone in attenuation
+
+
+def test_photon_count_scales_with_pixel_area_and_dose_and_sets_the_noise():
+    site = dataclasses.replace(SITES["site_C"], mtf_sigma_mm=0.0, scatter_fraction=0.0)
+    n_fine = photons_per_pixel(site, 0.1)
+    assert photons_per_pixel(site, 0.2) == pytest.approx(4 * n_fine)
+    assert photons_per_pixel(site, 0.1, dose=0.5) == pytest.approx(n_fine / 2)
+    raw = expose(np.full((256, 256), 2.0, np.float32), np.ones((256, 256), bool), 0.1, site,
+                 np.random.default_rng(3), dose=0.5)  # fmt: skip
+    assert raw.mean() == pytest.approx(n_fine / 2, rel=0.01)
+    relative_noise = raw.std() / raw.mean()
+    assert relative_noise == pytest.approx(1 / np.sqrt(n_fine / 2), rel=0.06)  # Poisson

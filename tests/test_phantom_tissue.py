@@ -8,7 +8,7 @@ from mammo_helpers.data.phantom.tissue import (
     glandular_maps,
     power_law_field,
 )
-from mammo_helpers.realism import power_spectrum_beta
+from mammo_helpers.data.phantom.validation import power_spectrum_beta
 
 
 def test_power_law_field_is_standardised_and_deterministic():

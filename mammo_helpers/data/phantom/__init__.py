@@ -1,16 +1,21 @@
-"""Procedural synthetic mammography cohort (a digital phantom); see notes in notebook 00."""
+"""Procedural synthetic mammography cohort (a digital phantom) and its realism validation.
+
+Modules: :mod:`.config` (PhantomConfig), :mod:`.patients` (sample_patient),
+:mod:`.generator` (render_view, in named stages), :mod:`.geometry`, :mod:`.tissue`,
+:mod:`.lesions`, :mod:`.acquisition` (sites and vendor processing), :mod:`.density` (true
+percent density, reader category), :mod:`.physics` (attenuation coefficients),
+:mod:`.calibration` (tuned constants with their targets) and the :mod:`.validation`
+subpackage (realism estimators and checks). Used by chapter 00 and, through the cohort, by
+every chapter.
+"""
 
 from .acquisition import SITES, SiteProfile
-from .generator import (
-    DENSITY_CLASSES,
-    PatientSpec,
-    PhantomConfig,
-    RenderedImage,
-    density_from_pd,
-    render_view,
-    sample_patient,
-)
+from .calibration import calibration_table
+from .config import PhantomConfig
+from .density import DENSITY_CLASSES, density_from_pd
+from .generator import RenderedImage, lesion_centre_px, render_view
 from .lesions import LESION_KINDS
+from .patients import PatientSpec, sample_patient
 
 __all__ = [
     "DENSITY_CLASSES",
@@ -20,7 +25,9 @@ __all__ = [
     "PhantomConfig",
     "RenderedImage",
     "SiteProfile",
+    "calibration_table",
     "density_from_pd",
+    "lesion_centre_px",
     "render_view",
     "sample_patient",
 ]

@@ -3,9 +3,10 @@
 Beer-Lambert attenuation, scatter, detector blur and quantum + electronic noise give a raw
 ("FOR PROCESSING") image; each site then applies its own presentation processing (log,
 peripheral equalisation, unsharp masking, gamma), bit depth, photometric interpretation,
-VOI LUT function and optional burned-in labels. Different sites therefore look different
-in exactly the ways real vendors do (notes/phantom.md section 1.9), which is what
-notebook 05 (domain shift) relies on.
+VOI LUT function and optional burned-in labels. Different sites therefore differ in the
+ways real vendors do (pixel pitch, bit depth, MONOCHROME1/2, LINEAR/SIGMOID VOI, processing
+strength), which is what chapter 05 (domain shift) relies on. The tuned constants (photon
+count, electronic noise, scatter) live in :mod:`.calibration`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# linear attenuation at ~20 keV, 1/mm (Johns & Yaffe 1987)
-MU_FAT = 0.0456
-MU_GLAND = 0.080
-MU_SKIN = 0.090
-MU_MUSCLE = 0.086
+from .calibration import ELECTRONIC_NOISE, N0_PHOTONS, SCATTER_FRACTION, SCATTER_RANGE_MM
+
+#: Pixel side (mm) at which N0_PHOTONS is given; the count scales with the pixel area.
+REFERENCE_PIXEL_MM = 0.1
+#: Direct exposure outside the breast, as a multiple of the median breast pixel's photons.
+DIRECT_EXPOSURE_CAP = 40.0
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,11 @@ class SiteProfile:
     modality_mix: dict  # modality -> probability, per study
     noise_scale: float = 1.0
     mtf_sigma_mm: float = 0.07
-    scatter_fraction: float = 0.25
+    scatter_fraction: float = SCATTER_FRACTION
     equalisation: float = 0.5  # strength of peripheral (thickness) equalisation
     unsharp_amount: float = 0.6
     unsharp_sigma_mm: float = 2.0
-    gamma: float = 1.0
+    gamma: float = 1.0  # display = x ** (1 / gamma): gamma > 1 brightens the mid-tones
     burned_in_text: bool = False
     dbt_half_angle_deg: float = 7.5
     film: bool = False  # digitised-film look (H&D curve + grain), CBIS-DDSM-like
@@ -119,7 +121,7 @@ SITES: dict[str, SiteProfile] = {
 }
 
 
-def _gauss(img: np.ndarray, sigma_px: float) -> np.ndarray:
+def gaussian_blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur; wide kernels are applied on a decimated copy (same result, 20x faster)."""
     if sigma_px <= 0.05:
         return img
@@ -134,6 +136,13 @@ def _gauss(img: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigmaX=float(sigma_px), borderType=cv2.BORDER_REFLECT)
 
 
+def photons_per_pixel(site: SiteProfile, spacing_mm: float, dose: float = 1.0) -> float:
+    """Photons the median breast pixel receives: ``N0_PHOTONS`` per 0.1 mm pixel, scaled by
+    the pixel area and ``dose``, divided by the site's ``noise_scale**2``."""
+    area = (spacing_mm / REFERENCE_PIXEL_MM) ** 2
+    return N0_PHOTONS * area * dose / site.noise_scale**2
+
+
 def expose(
     line_integral: np.ndarray,
     breast: np.ndarray,
@@ -146,20 +155,20 @@ def expose(
     """Raw detector signal (photons per pixel, float32) with scatter, blur and noise.
 
     Automatic exposure control scales the air kerma so that the median breast pixel gets
-    ``N0 * dose`` photons, ``N0`` ~ 4000 per 0.1 mm pixel (quantum noise ~1.6 % there).
+    ``N0 * dose / noise_scale**2`` photons, ``N0`` = ``calibration.N0_PHOTONS`` per 0.1 mm
+    pixel (quantum noise about 1.6 % there at dose 1). Scatter is produced inside the breast
+    only; quantum noise is blurred by the detector MTF, electronic noise is not.
     """
     ref = float(np.median(line_integral[breast])) if breast.any() else 0.0
-    area = (spacing_mm / 0.1) ** 2
-    n0 = 4000.0 * area * dose / site.noise_scale**2
+    n0 = photons_per_pixel(site, spacing_mm, dose)
     primary = n0 * np.exp(-(line_integral - ref)).astype(np.float32)
-    primary = np.minimum(primary, n0 * 40.0)  # direct exposure outside the breast
-    # scatter is produced inside the breast and spread over ~15 mm; the direct beam in air
-    # around the breast adds none
-    scatter = site.scatter_fraction * _gauss(primary * breast, 15.0 / spacing_mm)
+    primary = np.minimum(primary, n0 * DIRECT_EXPOSURE_CAP)  # direct exposure outside
+    # the direct beam in air around the breast adds no scatter
+    scatter = site.scatter_fraction * gaussian_blur(primary * breast, SCATTER_RANGE_MM / spacing_mm)
     signal = primary + scatter
     noisy = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.sqrt(signal)
-    noisy = _gauss(noisy, site.mtf_sigma_mm / spacing_mm)
-    noisy += rng.standard_normal(signal.shape, dtype=np.float32) * (0.002 * n0)
+    noisy = gaussian_blur(noisy, site.mtf_sigma_mm / spacing_mm)
+    noisy += rng.standard_normal(signal.shape, dtype=np.float32) * (ELECTRONIC_NOISE * n0)
     return np.clip(noisy, 1.0, None).astype(np.float32)
 
 
@@ -170,7 +179,12 @@ def present(
     site: SiteProfile,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Vendor processing to a display image in [0, 1], bright = attenuating, background 0."""
+    """Vendor processing to a display image in [0, 1], bright = attenuating, background 0.
+
+    Log transform (or an H&D film curve), peripheral equalisation, unsharp masking, a linear
+    stretch between the 0.5th and 99.8th percentile of the breast, then the site's gamma:
+    a stretched value ``x`` is shown as ``x ** (1 / gamma)``.
+    """
     logimg = -np.log(raw)
     inside = breast if breast.any() else np.ones_like(breast)
     if site.film:
@@ -178,19 +192,19 @@ def present(
         lo, hi = np.percentile(logimg[inside], [1, 99])
         x = (logimg - (lo + hi) / 2) / max(hi - lo, 1e-6)
         img = 1.0 / (1.0 + np.exp(-4.0 * x))
-        grain = _gauss(rng.standard_normal(raw.shape).astype(np.float32), 0.04 / spacing_mm)
+        grain = gaussian_blur(rng.standard_normal(raw.shape).astype(np.float32), 0.04 / spacing_mm)
         img = img + 0.01 * grain
     else:
         img = logimg
         if site.equalisation > 0:
             w = inside.astype(np.float32)
             sig = 12.0 / spacing_mm
-            low = _gauss(img * w, sig) / np.maximum(_gauss(w, sig), 1e-3)
+            low = gaussian_blur(img * w, sig) / np.maximum(gaussian_blur(w, sig), 1e-3)
             centre = float(np.median(img[inside]))
             img = img - site.equalisation * (low - centre) * w
         if site.unsharp_amount > 0:
             img = img + site.unsharp_amount * (
-                img - _gauss(img, site.unsharp_sigma_mm / spacing_mm)
+                img - gaussian_blur(img, site.unsharp_sigma_mm / spacing_mm)
             )
     lo, hi = np.percentile(img[inside], [0.5, 99.8])
     img = np.clip((img - lo) / max(hi - lo, 1e-6), 0.0, 1.0)

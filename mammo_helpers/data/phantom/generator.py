@@ -1,11 +1,19 @@
-"""Patients and images of the synthetic cohort (the digital phantom).
+"""Images of the synthetic cohort (the digital phantom): one view of one patient.
 
-:func:`sample_patient` draws everything that is shared by a patient's four views (site,
-age, breast size and thickness, glandular fraction, lesions in physical coordinates);
 :func:`render_view` draws one view as stored DICOM pixel values with its findings, exact
-lesion masks and ground truth. Both are deterministic functions of (config, patient index),
-so any image can be regenerated on its own. Used by notebook 00 via
-:mod:`mammo_helpers.data.cohort`.
+lesion masks and ground truth, in named stages:
+
+1. :func:`view_setup` - the view's random stream, breast outline and pixel grid;
+2. :func:`gland_fractions` - the glandular tissue (DM projection, DBT slab and blur) on the
+   output grid, pulled in around architectural distortions;
+3. :func:`attenuation_columns` - Beer-Lambert line integrals through skin, muscle and tissue;
+4. :func:`insert_lesions` - each lesion's extra line integral and its finding;
+5. :func:`modality_image` - DM, DBT central slice or synthesized 2-D from those columns;
+6. acquisition (:mod:`.acquisition`) - exposure, noise, vendor processing, encoding;
+7. :func:`to_image_frame` - right breasts mirrored, burned-in labels, boxes from masks.
+
+Everything is a deterministic function of (config, patient, view, modality), so any image
+can be regenerated on its own. Used by chapter 00 via :mod:`mammo_helpers.data.cohort`.
 """
 
 from __future__ import annotations
@@ -15,132 +23,41 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from mammo_helpers.vocab import MODALITIES, check_laterality, check_view
+
 from . import acquisition as acq
-from .geometry import Canvas, rasterize, sample_geometry
-from .lesions import LESION_KINDS, Lesion, lesion_centre_mm, render_lesion, sample_lesion
+from . import calibration as cal
+from .config import PhantomConfig
+from .density import DENSITY_CLASSES, density_from_pd, percent_density_true
+from .geometry import BreastGeometry, Canvas, GeometryMaps, rasterize, sample_geometry
+from .lesions import Lesion, lesion_centre_mm, render_lesion
+from .patients import PatientSpec, patient_rng, sample_patient
+from .physics import MU_GLAND, MU_MUSCLE, MU_SKIN, tissue_attenuation
 from .tissue import glandular_maps, to_output_grid
 
-DENSITY_CLASSES = ("A", "B", "C", "D")
-# volumetric glandular fraction per category (VICTRE presets: 5 / 15 / 34 / 60 %)
-_VGF_MEDIAN = (0.08, 0.15, 0.32, 0.55)
-# reader cut points on area percent density (%), chosen so that the category medians
-# fall near the reader-assigned medians 6 / 15 / 51 / 78 % (Acad Radiol 2006)
-PD_CUTPOINTS = (8.0, 30.0, 68.0)
-DENSE_FRACTION_THRESHOLD = 0.28
-DBT_RECON_BOOST = 1.0  # high-frequency boost of the simulated DBT reconstruction  # projected glandular fraction that reads as "dense"
+__all__ = [
+    "DENSITY_CLASSES",
+    "PatientSpec",
+    "PhantomConfig",
+    "RenderedImage",
+    "density_from_pd",
+    "lesion_centre_px",
+    "render_view",
+    "sample_patient",
+]
 
-
-@dataclass(frozen=True)
-class PhantomConfig:
-    """Everything that defines a synthetic cohort; the same config gives the same pixels."""
-
-    seed: int = 0
-    resolution_scale: float = 4.0  # output spacing = site spacing x this (1.0 = native)
-    spacing_mm: float | None = None  # one spacing for every site (overrides the scale)
-    sites: tuple[str, ...] = ("site_A", "site_B", "site_C", "site_D")
-    site_weights: tuple[float, ...] = (0.35, 0.25, 0.25, 0.15)
-    lesion_prevalence: float = 0.35  # P(a breast has at least one lesion): enriched cohort
-    lesion_mix: tuple[float, ...] = (0.45, 0.25, 0.1, 0.2)  # LESION_KINDS order
-    reader_noise_pd: float = 6.0  # reader variability in percent-density points
-    dose: float = 1.0
-    canvas_mm: tuple[float, float] = (240.0, 192.0)
-    modalities: tuple[str, ...] | None = None  # restrict studies to these modalities
-
-    def __post_init__(self):
-        if len(self.site_weights) != len(self.sites):
-            raise ValueError("site_weights must have one weight per site")
-        for s in self.sites:
-            if s not in acq.SITES:
-                raise ValueError(f"unknown site {s!r}; known sites: {sorted(acq.SITES)}")
-        if self.resolution_scale <= 0 or (self.spacing_mm is not None and self.spacing_mm <= 0):
-            raise ValueError("resolution_scale and spacing_mm must be positive")
-        if not 0 <= self.lesion_prevalence <= 1:
-            raise ValueError("lesion_prevalence must be in [0, 1]")
-
-    def spacing_for(self, site: acq.SiteProfile) -> float:
-        if self.spacing_mm is not None:
-            return float(self.spacing_mm)
-        return round(site.spacing_mm * self.resolution_scale, 4)
-
-
-@dataclass
-class PatientSpec:
-    index: int
-    patient_id: str
-    study_id: str
-    site: str
-    modality: str
-    age: float
-    density_latent: str  # category the glandular fraction was drawn from
-    vgf: dict  # laterality -> volumetric glandular fraction
-    thickness_mm: dict
-    depth_mm: dict
-    half_width_mm: dict
-    beta3d: dict
-    lesions: dict  # laterality -> list[Lesion]
-    reader_offset: float = 0.0  # this exam's reader bias in PD points
-
-
-def _rng(config: PhantomConfig, *keys: int) -> np.random.Generator:
-    return np.random.default_rng([config.seed, *keys])
-
-
-def sample_patient(config: PhantomConfig, index: int) -> PatientSpec:
-    """Draw the patient-level parameters of patient ``index``."""
-    rng = _rng(config, index, 0)
-    w = np.asarray(config.site_weights, float)
-    site = acq.SITES[config.sites[int(rng.choice(len(config.sites), p=w / w.sum()))]]
-    mix = site.modality_mix
-    if config.modalities:
-        mix = {m: p for m, p in mix.items() if m in config.modalities} or {
-            m: 1.0 for m in config.modalities
-        }
-    mods = list(mix)
-    pm = np.asarray([mix[m] for m in mods], float)
-    modality = mods[int(rng.choice(len(mods), p=pm / pm.sum()))]
-    cat = int(rng.choice(4, p=np.asarray(site.density_prior) / sum(site.density_prior)))
-    age = float(np.clip(rng.normal(site.age_mean, 9.0) - 3.0 * (cat - 1.5), 40, 80))
-    base = np.log(_VGF_MEDIAN[cat]) + rng.normal(0.0, 0.22)
-    z = (base - np.log(0.2)) / 0.7  # standardised log glandular fraction
-    thickness = float(np.clip(59 - 0.6 * 16 * z + 0.8 * 16 * rng.normal(), 30, 90))
-    depth = float(np.clip(100 - 12 * z + 18 * rng.normal(), 60, 150))
-    half_width = float(np.clip(depth * rng.uniform(0.75, 1.0), 45, 105))
-    vgf, thick, dep, hw, beta, lesions = {}, {}, {}, {}, {}, {}
-    for lat in ("L", "R"):
-        vgf[lat] = float(np.clip(np.exp(base + rng.normal(0, 0.08)), 0.02, 0.8))
-        thick[lat] = float(np.clip(thickness + rng.normal(0, 2), 30, 90))
-        dep[lat] = float(np.clip(depth + rng.normal(0, 3), 60, 150))
-        hw[lat] = float(np.clip(half_width + rng.normal(0, 3), 45, 105))
-        beta[lat] = float(rng.uniform(3.4, 3.9))
-        found: list[Lesion] = []
-        if rng.random() < config.lesion_prevalence:
-            n = 1 + int(rng.random() < 0.15)
-            p = np.asarray(config.lesion_mix, float)
-            for _ in range(n):
-                kind = LESION_KINDS[int(rng.choice(len(LESION_KINDS), p=p / p.sum()))]
-                found.append(sample_lesion(rng, kind))
-        lesions[lat] = found
-    return PatientSpec(
-        index=index,
-        patient_id=f"P{config.seed:03d}-{index:05d}",
-        study_id=f"S{config.seed:03d}-{index:05d}",
-        site=site.name,
-        modality=modality,
-        age=round(age, 1),
-        density_latent=DENSITY_CLASSES[cat],
-        vgf=vgf,
-        thickness_mm=thick,
-        depth_mm=dep,
-        half_width_mm=hw,
-        beta3d=beta,
-        lesions=lesions,
-        reader_offset=float(rng.normal(0.0, config.reader_noise_pd)),
-    )
+_MODALITY_STREAM = {"DM": 0, "s2D": 1, "DBT": 2}
 
 
 @dataclass
 class RenderedImage:
-    """One view: stored pixels, DICOM settings, findings with exact masks, ground truth."""
+    """One view: stored pixels, DICOM settings, findings with exact masks, ground truth.
+
+    Each finding is a dict with label, box (xmin, ymin, xmax, ymax in pixels), malignant,
+    subtype, size_mm, lesion_id (the same lesion in the breast's other view), contrast (mean
+    added line integral inside the mask, log units, before noise; 0 for asymmetries, which
+    are drawn through the tissue model) and mask (bool array).
+    """
 
     stored: np.ndarray  # uint16 stored values
     photometric: str
@@ -155,10 +72,40 @@ class RenderedImage:
     findings: list  # dicts with label, box, malignant, subtype and "mask" (bool array)
     breast_mask: np.ndarray
     pectoral_mask: np.ndarray
-    truth: dict  # pd_true, vgf, thickness_mm, beta3d, lesion contrasts ...
+    truth: dict  # pd_true, vgf, thickness_mm, beta3d, nipple_depth_mm, density_latent
     display: np.ndarray  # processed image in [0, 1] (before encoding), bright = dense
     log_raw: np.ndarray | None = None  # -log(raw detector signal), for realism checks
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class GlandFractions:
+    """Projected glandular fractions of one view on the output grid (breast frame)."""
+
+    dm: np.ndarray  # full projection (DM)
+    slab: np.ndarray | None  # in-focus DBT slab (DBT and s2D only)
+    tomo: np.ndarray | None  # tomosynthesis-blurred projection (DBT and s2D only)
+    vgf_realised: float
+
+    def warped(self, centre_rc, radius_px: float, amount: float) -> GlandFractions:
+        """The same fractions pulled towards ``centre_rc`` (an architectural distortion)."""
+
+        def warp(a):
+            return None if a is None else _warp_towards(a, centre_rc, radius_px, amount)
+
+        return GlandFractions(warp(self.dm), warp(self.slab), warp(self.tomo), self.vgf_realised)
+
+
+@dataclass
+class AttenuationColumns:
+    """Line integrals of the breast without lesions, and the attenuation they came from."""
+
+    tissue_path: np.ndarray  # path through fat/gland (thickness minus skin), mm
+    mu_dm: np.ndarray
+    line_dm: np.ndarray
+    mu_slab: np.ndarray | None = None
+    mu_tomo: np.ndarray | None = None
+    line_dbt: np.ndarray | None = None
 
 
 def _warp_towards(img: np.ndarray, centre_rc, radius_px: float, amount: float) -> np.ndarray:
@@ -177,24 +124,20 @@ def _warp_towards(img: np.ndarray, centre_rc, radius_px: float, amount: float) -
     )
 
 
-def percent_density_true(frac: np.ndarray, breast: np.ndarray, pectoral: np.ndarray) -> float:
-    """Ground-truth area percent density: share of breast (no muscle) that reads as dense."""
-    region = breast & ~pectoral
-    if not region.any():
-        return 0.0
-    return float(100.0 * (frac[region] > DENSE_FRACTION_THRESHOLD).mean())
+def _check_modality(modality) -> str:
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}; got {modality!r}")
+    return modality
 
 
-def density_from_pd(pd: float) -> str:
-    return DENSITY_CLASSES[int(np.searchsorted(PD_CUTPOINTS, pd))]
-
-
-def _view_setup(config, patient, laterality, view, modality):
+def view_setup(
+    config: PhantomConfig, patient: PatientSpec, laterality: str, view: str, modality: str
+) -> tuple[np.random.Generator, BreastGeometry, Canvas]:
     """Random stream and breast geometry of one view (the first draws of its stream)."""
     site = acq.SITES[patient.site]
     canvas = Canvas(*config.canvas_mm, config.spacing_for(site))
     key = (patient.index, 1 + (laterality == "R") * 2 + (view == "MLO"))
-    rng = _rng(config, *key, {"DM": 0, "s2D": 1, "DBT": 2}[modality])
+    rng = patient_rng(config, *key, _MODALITY_STREAM[modality])
     geom = sample_geometry(
         rng,
         view,
@@ -206,15 +149,219 @@ def _view_setup(config, patient, laterality, view, modality):
     return rng, geom, canvas
 
 
+def _centre_px(lesion: Lesion, geom: BreastGeometry, canvas: Canvas) -> tuple[float, float]:
+    """(row, col) of a lesion's centre in the breast frame (chest wall at column 0)."""
+    u, v = lesion_centre_mm(lesion, geom)
+    return (v + canvas.height_mm / 2) / canvas.spacing_mm - 0.5, u / canvas.spacing_mm - 0.5
+
+
 def lesion_centre_px(config, patient, lesion, laterality, view, modality=None):
     """(row, col) where ``lesion`` would be drawn in this view (image frame)."""
-    _, geom, canvas = _view_setup(config, patient, laterality, view, modality or patient.modality)
-    u, v = lesion_centre_mm(lesion, geom)
-    row = (v + canvas.height_mm / 2) / canvas.spacing_mm - 0.5
-    col = u / canvas.spacing_mm - 0.5
+    modality = _check_modality(modality or patient.modality)
+    _, geom, canvas = view_setup(config, patient, laterality, view, modality)
+    row, col = _centre_px(lesion, geom, canvas)
     if laterality == "R":
         col = canvas.shape[1] - 1 - col
     return row, col
+
+
+def gland_fractions(
+    geom: BreastGeometry,
+    canvas: Canvas,
+    patient: PatientSpec,
+    laterality: str,
+    lesions: list[Lesion],
+    rng: np.random.Generator,
+    *,
+    need_dbt: bool,
+    dbt_half_angle_deg: float,
+) -> GlandFractions:
+    """Glandular fractions on the output grid; asymmetries raise the glandular envelope."""
+    asym = []
+    for les in lesions:
+        if les.kind == "asymmetry":
+            u, v = lesion_centre_mm(les, geom)
+            asym.append((u, v, les.size_mm / 2.5, les.params["boost"]))
+    tissue = glandular_maps(
+        geom,
+        canvas,
+        vgf=patient.vgf[laterality],
+        beta3d=patient.beta3d[laterality],
+        rng=rng,
+        asymmetry=asym,
+        need_dbt=need_dbt,
+        dbt_half_angle_deg=dbt_half_angle_deg,
+    )
+    coarse_inside = rasterize(geom, tissue.coarse).breast
+    shape = canvas.shape
+
+    def on_grid(frac):
+        return to_output_grid(frac, coarse_inside, shape)
+
+    return GlandFractions(
+        dm=on_grid(tissue.dm_fraction),
+        slab=on_grid(tissue.slab_fraction) if need_dbt else None,
+        tomo=on_grid(tissue.tomo_fraction) if need_dbt else None,
+        vgf_realised=tissue.vgf_realised,
+    )
+
+
+def attenuation_columns(fractions: GlandFractions, maps: GeometryMaps) -> AttenuationColumns:
+    """Beer-Lambert line integrals of the breast, per modality's glandular fraction.
+
+    DBT's is the in-focus slab (weight ``DBT_SLAB_WEIGHT``) plus the blurred rest.
+    """
+    tissue_t = np.clip(maps.thickness - maps.skin_path, 0.0, None)
+
+    def column(frac):
+        mu = tissue_attenuation(frac)
+        return mu, tissue_t * mu + maps.skin_path * MU_SKIN + maps.muscle_path * (MU_MUSCLE - mu)
+
+    mu_dm, line_dm = column(fractions.dm)
+    cols = AttenuationColumns(tissue_path=tissue_t, mu_dm=mu_dm, line_dm=line_dm)
+    if fractions.slab is not None:
+        alpha = cal.DBT_SLAB_WEIGHT
+        cols.mu_slab, line_slab = column(fractions.slab)
+        cols.mu_tomo, line_tomo = column(fractions.tomo)
+        cols.line_dbt = alpha * line_slab + (1 - alpha) * line_tomo
+    return cols
+
+
+def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Margin blur of a lesion (skipped below a third of a pixel)."""
+    return cv2.GaussianBlur(img, (0, 0), sigma_px) if sigma_px > 0.3 else img
+
+
+def lesion_line_integrals(lesion: Lesion, rendered, cols: AttenuationColumns, geom, spacing):
+    """Extra line integral of one lesion in DM and (if simulated) DBT.
+
+    A mass replaces the tissue it sits in; calcifications add to it (tiny volume); the
+    strands of an architectural distortion replace the local tissue; an asymmetry has no
+    path of its own (it is drawn through the tissue model), so it adds nothing here. In DBT,
+    material in focus gains ``depth_gain`` (the slab collects it from the whole thickness).
+    """
+    alpha, slab_mm = cal.DBT_SLAB_WEIGHT, cal.DBT_SLAB_MM
+    need_dbt = cols.line_dbt is not None
+    depth_gain = alpha * geom.thickness_mm / slab_mm + 1 - alpha  # in-focus boost of DBT
+    path = rendered.path_mm
+    mu_les = MU_GLAND * rendered.mu_ratio
+    d_dbt = None
+    if lesion.kind == "mass":
+        sigma = rendered.blur_mm / spacing
+        d_dm = _blur(path * (mu_les - cols.mu_dm), sigma)
+        if need_dbt:
+            in_slab = np.minimum(path, slab_mm) / slab_mm
+            d_dbt = alpha * cols.tissue_path * in_slab * (mu_les - cols.mu_slab) + (
+                1 - alpha
+            ) * path * (mu_les - cols.mu_tomo)
+            d_dbt = _blur(d_dbt, sigma)
+    elif lesion.kind == "calcification":
+        d_dm = path * mu_les
+        d_dbt = d_dm * depth_gain if need_dbt else None
+    else:  # distortion strands (and asymmetries, whose path is zero)
+        d_dm = path * (mu_les - cols.mu_dm)
+        d_dbt = path * (mu_les - cols.mu_tomo) * depth_gain if need_dbt else None
+    return d_dm, d_dbt
+
+
+def insert_lesions(
+    lesions: list[Lesion],
+    centres: list,
+    cols: AttenuationColumns,
+    maps: GeometryMaps,
+    geom: BreastGeometry,
+    spacing: float,
+    *,
+    modality: str,
+    view: str,
+) -> list[dict]:
+    """Add every visible lesion to ``cols`` (in place) and return its findings (breast frame).
+
+    A mass occult in this view and a lesion with fewer than 4 pixels inside the breast are
+    left out. A finding's ``signal`` is the mean added line integral inside its mask.
+    """
+    findings = []
+    shape = maps.breast.shape
+    for les, centre in zip(lesions, centres, strict=True):
+        if les.kind == "mass" and les.params.get("occult_view") == view:
+            continue
+        rendered = render_lesion(les, centre, spacing, shape)
+        mask = rendered.mask & maps.breast
+        if mask.sum() < 4:
+            continue
+        rendered.path_mm = rendered.path_mm * maps.breast
+        d_dm, d_dbt = lesion_line_integrals(les, rendered, cols, geom, spacing)
+        cols.line_dm = cols.line_dm + d_dm
+        if d_dbt is not None:
+            cols.line_dbt = cols.line_dbt + d_dbt
+        signal = d_dbt if modality == "DBT" else d_dm
+        findings.append({"lesion": les, "mask": mask, "signal": float(signal[mask].mean())})
+    return findings
+
+
+def modality_image(cols: AttenuationColumns, modality: str, spacing: float, breast) -> np.ndarray:
+    """Line-integral image of ``modality`` (float32, zero outside the breast).
+
+    DM is the projection. The DBT central slice adds a high-frequency boost
+    (``DBT_RECON_BOOST`` below ``DBT_RECON_SIGMA_MM``): the ramp and slice-thickness filters
+    of filtered back-projection suppress the low frequencies of overlapping tissue. A
+    synthesized 2-D image is DM plus ``S2D_HIGHPASS_WEIGHT`` times the in-focus (high-pass)
+    structure of the DBT slab.
+    """
+    if modality == "DM":
+        line = cols.line_dm
+    elif modality == "DBT":
+        dbt = cols.line_dbt
+        low = cv2.GaussianBlur(dbt, (0, 0), cal.DBT_RECON_SIGMA_MM / spacing)
+        line = dbt + cal.DBT_RECON_BOOST * (dbt - low)
+    else:
+        dbt = cols.line_dbt
+        highpass = dbt - cv2.GaussianBlur(dbt, (0, 0), cal.S2D_HIGHPASS_SIGMA_MM / spacing)
+        line = cols.line_dm + cal.S2D_HIGHPASS_WEIGHT * highpass
+    return np.where(breast, line, 0.0).astype(np.float32)
+
+
+def _finding_record(f: dict, laterality: str, mask: np.ndarray, lesion_index: int) -> dict:
+    """A finding as stored: box from its mask (image frame), labels and the mask."""
+    les: Lesion = f["lesion"]
+    rr = np.flatnonzero(mask.any(axis=1))
+    cc = np.flatnonzero(mask.any(axis=0))
+    return {
+        "label": les.label,
+        "xmin": float(cc[0]),
+        "ymin": float(rr[0]),
+        "xmax": float(cc[-1] + 1),
+        "ymax": float(rr[-1] + 1),
+        "malignant": bool(les.malignant),
+        "subtype": les.subtype,
+        "size_mm": round(les.size_mm, 2),
+        "lesion_id": f"{laterality}{lesion_index}",  # the same lesion in the other view
+        "contrast": round(f["signal"], 5),
+        "mask": np.ascontiguousarray(mask),
+    }
+
+
+def to_image_frame(images: dict, findings: list, patient, laterality, view, site) -> list[dict]:
+    """Mirror a right breast (``images`` in place), burn in labels, finding records.
+
+    ``images`` maps names to breast-frame arrays (chest wall at column 0); for a right
+    breast each is flipped so its chest wall is the last column.
+    """
+    flip = laterality == "R"
+    if flip:
+        for name in images:
+            images[name] = images[name][:, ::-1]
+    if site.burned_in_text:
+        images["stored"] = acq.burn_in_label(
+            images["stored"], f"{laterality} {view}", site, laterality
+        )
+    all_lesions = patient.lesions[laterality]
+    return [
+        _finding_record(
+            f, laterality, f["mask"][:, ::-1] if flip else f["mask"], all_lesions.index(f["lesion"])
+        )
+        for f in findings
+    ]
 
 
 def render_view(
@@ -226,168 +373,62 @@ def render_view(
     keep_log_raw: bool = False,
     modality: str | None = None,
 ) -> RenderedImage:
-    """Draw one view of ``patient`` (chest wall at column 0 for L, last column for R)."""
-    if laterality not in ("L", "R"):
-        raise ValueError(f"laterality must be 'L' or 'R', got {laterality!r}")
-    if view not in ("CC", "MLO"):
-        raise ValueError(f"view must be 'CC' or 'MLO', got {view!r}")
-    modality = modality or patient.modality
+    """Draw one view of ``patient`` (chest wall at column 0 for L, last column for R).
+
+    ``modality`` (DM, s2D or DBT) defaults to the patient's; ``keep_log_raw`` also returns
+    ``-log`` of the raw detector signal and the projected glandular fraction (for the
+    realism checks).
+    """
+    check_laterality(laterality)
+    check_view(view)
+    modality = _check_modality(modality or patient.modality)
     site = acq.SITES[patient.site]
-    rng, geom, canvas = _view_setup(config, patient, laterality, view, modality)
+    rng, geom, canvas = view_setup(config, patient, laterality, view, modality)
     spacing = canvas.spacing_mm
     maps = rasterize(geom, canvas)
-    shape = canvas.shape
     lesions = [les for les in patient.lesions[laterality] if view in les.views]
-    asym = []
-    for les in lesions:
-        if les.kind == "asymmetry":
-            u, v = lesion_centre_mm(les, geom)
-            asym.append((u, v, les.size_mm / 2.5, les.params["boost"]))
     need_dbt = modality in ("DBT", "s2D")
-    tissue = glandular_maps(
-        geom,
-        canvas,
-        vgf=patient.vgf[laterality],
-        beta3d=patient.beta3d[laterality],
-        rng=rng,
-        asymmetry=asym,
-        need_dbt=need_dbt,
-        dbt_half_angle_deg=site.dbt_half_angle_deg,
-    )
-    coarse_inside = rasterize(geom, tissue.coarse).breast
-    f_dm = to_output_grid(tissue.dm_fraction, coarse_inside, shape)
-    f_slab = to_output_grid(tissue.slab_fraction, coarse_inside, shape) if need_dbt else None
-    f_tomo = to_output_grid(tissue.tomo_fraction, coarse_inside, shape) if need_dbt else None
-
-    centres = {}
-    for i, les in enumerate(lesions):
-        u, v = lesion_centre_mm(les, geom)
-        centres[i] = ((v + canvas.height_mm / 2) / spacing - 0.5, u / spacing - 0.5)
+    fractions = gland_fractions(
+        geom, canvas, patient, laterality, lesions, rng,
+        need_dbt=need_dbt, dbt_half_angle_deg=site.dbt_half_angle_deg,
+    )  # fmt: skip
+    centres = [_centre_px(les, geom, canvas) for les in lesions]
+    for les, centre in zip(lesions, centres, strict=True):
         if les.kind == "architectural_distortion":
-            rad = les.size_mm / 2 / spacing
-            f_dm = _warp_towards(f_dm, centres[i], rad, les.params["warp"])
-            if need_dbt:
-                f_slab = _warp_towards(f_slab, centres[i], rad, les.params["warp"])
-                f_tomo = _warp_towards(f_tomo, centres[i], rad, les.params["warp"])
+            radius = les.size_mm / 2 / spacing
+            fractions = fractions.warped(centre, radius, les.params["warp"])
+    cols = attenuation_columns(fractions, maps)
+    found = insert_lesions(
+        lesions, centres, cols, maps, geom, spacing, modality=modality, view=view
+    )
+    line = modality_image(cols, modality, spacing, maps.breast)
 
-    t = maps.thickness
-    tissue_t = np.clip(t - maps.skin_path, 0.0, None)
-    dmu = acq.MU_GLAND - acq.MU_FAT
-
-    def column(frac):
-        mu = acq.MU_FAT + dmu * frac
-        return mu, tissue_t * mu + maps.skin_path * acq.MU_SKIN + maps.muscle_path * (
-            acq.MU_MUSCLE - mu
-        )
-
-    mu_dm, L_dm = column(f_dm)
-    alpha, slab_mm = 0.7, 4.0
-    if need_dbt:
-        mu_slab, L_slab = column(f_slab)
-        mu_tomo, L_tomo = column(f_tomo)
-        L_dbt = alpha * L_slab + (1 - alpha) * L_tomo
-
-    findings = []
-    depth_gain = alpha * geom.thickness_mm / slab_mm + 1 - alpha  # in-focus boost of DBT
-    for i, les in enumerate(lesions):
-        if les.kind == "mass" and les.params.get("occult_view") == view:
-            continue
-        rl = render_lesion(les, centres[i], spacing, shape)
-        mask = rl.mask & maps.breast
-        if mask.sum() < 4:
-            continue
-        path = rl.path_mm * maps.breast
-        mu_les = acq.MU_GLAND * rl.mu_ratio
-        d_dbt = None
-        if les.kind == "mass":  # replaces the tissue it sits in
-            blur = rl.blur_mm / spacing
-            d_dm = path * (mu_les - mu_dm)
-            d_dm = cv2.GaussianBlur(d_dm, (0, 0), blur) if blur > 0.3 else d_dm
-            if need_dbt:
-                in_slab = np.minimum(path, slab_mm) / slab_mm
-                d_dbt = alpha * tissue_t * in_slab * (mu_les - mu_slab) + (1 - alpha) * path * (
-                    mu_les - mu_tomo
-                )
-                d_dbt = cv2.GaussianBlur(d_dbt, (0, 0), blur) if blur > 0.3 else d_dbt
-        elif les.kind == "calcification":  # adds to the tissue (tiny volume)
-            d_dm = path * mu_les
-            d_dbt = d_dm * depth_gain if need_dbt else None
-        else:  # architectural distortion: fibrous strands replacing the local tissue
-            mu_strand = acq.MU_GLAND * rl.mu_ratio
-            d_dm = path * (mu_strand - mu_dm)
-            d_dbt = path * (mu_strand - mu_tomo) * depth_gain if need_dbt else None
-        L_dm = L_dm + d_dm
-        if d_dbt is not None:
-            L_dbt = L_dbt + d_dbt
-        # lesion signal: mean added line integral inside the mask (log units, before noise)
-        signal = d_dbt if modality == "DBT" else d_dm
-        findings.append(
-            {
-                "lesion": les,
-                "lesion_id": f"{laterality}{patient.lesions[laterality].index(les)}",
-                "mask": mask,
-                "signal": float(signal[mask].mean()),
-            }
-        )
-
-    if modality == "DM":
-        L = L_dm
-    elif modality == "DBT":
-        # reconstruction filtering (ramp / slice-thickness filters of filtered back-
-        # projection) suppresses the low frequencies of overlapping tissue
-        L = L_dbt + DBT_RECON_BOOST * (L_dbt - cv2.GaussianBlur(L_dbt, (0, 0), 2.0 / spacing))
-    else:  # synthesized 2D: DM plus the in-focus (high-pass) structure of the DBT slab
-        hp = L_dbt - cv2.GaussianBlur(L_dbt, (0, 0), 1.0 / spacing)
-        L = L_dm + 0.35 * hp
-    L = np.where(maps.breast, L, 0.0).astype(np.float32)
-
-    raw = acq.expose(L, maps.breast, spacing, site, rng, dose=config.dose)
+    raw = acq.expose(line, maps.breast, spacing, site, rng, dose=config.dose)
     display = acq.present(raw, maps.breast, spacing, site, rng)
     stored, wc, ww = acq.encode(display, site)
-    log_raw = -np.log(raw)
-
-    flip = laterality == "R"
-    breast = maps.breast[:, ::-1] if flip else maps.breast
-    pectoral = maps.pectoral[:, ::-1] if flip else maps.pectoral
-    if flip:
-        stored = stored[:, ::-1]
-        display = display[:, ::-1]
-        log_raw = log_raw[:, ::-1]
-        f_dm = f_dm[:, ::-1]
-    if site.burned_in_text:
-        stored = acq.burn_in_label(stored, f"{laterality} {view}", site, laterality)
-    out_findings = []
-    for f in findings:
-        les: Lesion = f["lesion"]
-        m = f["mask"][:, ::-1] if flip else f["mask"]
-        rr = np.flatnonzero(m.any(axis=1))
-        cc = np.flatnonzero(m.any(axis=0))
-        out_findings.append(
-            {
-                "label": les.label,
-                "xmin": float(cc[0]),
-                "ymin": float(rr[0]),
-                "xmax": float(cc[-1] + 1),
-                "ymax": float(rr[-1] + 1),
-                "malignant": bool(les.malignant),
-                "subtype": les.subtype,
-                "size_mm": round(les.size_mm, 2),
-                "lesion_id": f["lesion_id"],  # the same lesion in the breast's other view
-                "contrast": round(f["signal"], 5),
-                "mask": np.ascontiguousarray(m),
-            }
-        )
-    pd_true = percent_density_true(f_dm, breast, pectoral)
+    images = {
+        "stored": stored,
+        "display": display,
+        "log_raw": -np.log(raw),
+        "gland": fractions.dm,
+        "breast": maps.breast,
+        "pectoral": maps.pectoral,
+    }
+    findings = to_image_frame(images, found, patient, laterality, view, site)
     truth = {
-        "pd_true": pd_true,
-        "vgf": tissue.vgf_realised,
+        "pd_true": percent_density_true(images["gland"], images["breast"], images["pectoral"]),
+        "vgf": fractions.vgf_realised,
         "thickness_mm": geom.thickness_mm,
         "beta3d": patient.beta3d[laterality],
         "nipple_depth_mm": geom.depth_mm,
         "density_latent": patient.density_latent,
     }
+
+    def contiguous(name):
+        return np.ascontiguousarray(images[name])
+
     return RenderedImage(
-        stored=np.ascontiguousarray(stored),
+        stored=contiguous("stored"),
         photometric=site.photometric,
         bits_stored=site.bits_stored,
         window_center=wc,
@@ -397,11 +438,11 @@ def render_view(
         laterality=laterality,
         view=view,
         modality=modality,
-        findings=out_findings,
-        breast_mask=np.ascontiguousarray(breast),
-        pectoral_mask=np.ascontiguousarray(pectoral),
+        findings=findings,
+        breast_mask=contiguous("breast"),
+        pectoral_mask=contiguous("pectoral"),
         truth=truth,
-        display=np.ascontiguousarray(display),
-        log_raw=np.ascontiguousarray(log_raw) if keep_log_raw else None,
-        extra={"gland_fraction": np.ascontiguousarray(f_dm)} if keep_log_raw else {},
+        display=contiguous("display"),
+        log_raw=contiguous("log_raw") if keep_log_raw else None,
+        extra={"gland_fraction": contiguous("gland")} if keep_log_raw else {},
     )

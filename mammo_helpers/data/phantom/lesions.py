@@ -3,9 +3,23 @@
 A lesion is sampled once per breast in physical units (position given as depth from the
 nipple plus a relative lateral position per view, size in mm, morphology) and rendered in
 each view as a path-length map (mm of lesion material along each ray) plus an exact mask.
-Malignancy follows published positive predictive values of the morphology (Liberman 1998;
-BI-RADS calcification PPVs), so the image carries the cues a reader would use.
-Used by the generator (notebook 00) and so by notebooks 02-05.
+Malignancy follows published positive predictive values (PPV) of the morphology, so the
+image carries the cues a reader would use:
+
+- mass margins: Liberman L et al. The Breast Imaging Reporting and Data System: positive
+  predictive value of mammographic features and final assessment categories. AJR
+  171:35 (1998) - spiculated 81 %;
+- calcification morphology: Choi WJ et al. Calcifications with suspicious morphology at
+  mammography: should they all be considered with the same clinical significance? Eur
+  Radiol (2021), doi:10.1007/s00330-020-07215-8 - amorphous 6.4-9.1 %, coarse heterogeneous 16.1-22.1 %, fine
+  pleomorphic 44.7-78.8 %, fine linear branching 78.6-85.1 %; punctate: benign-appearing
+  (BI-RADS 2-3, <= 2 %);
+- architectural distortion: Bahl M et al. Architectural distortion on mammography:
+  correlation with pathologic outcomes and predictors of malignancy. AJR 205:1339 (2015) -
+  67.0 % at screening, 83.1 % at diagnostic mammography.
+
+Sizes and attenuation ratios are calibration constants (:mod:`.calibration`). Used by the
+generator (chapter 00) and so by chapters 02-05.
 """
 
 from __future__ import annotations
@@ -14,6 +28,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from . import calibration as cal
 
 LESION_KINDS = ("mass", "calcification", "architectural_distortion", "asymmetry")
 
@@ -28,7 +44,8 @@ CALC_MORPHOLOGIES = (
 )
 ASYMMETRY_TYPES = ("one_view", "focal", "global")
 
-# P(malignant | morphology): Liberman et al. AJR 1998; BI-RADS 5th ed. PPV ranges
+# P(malignant | margin) for a mass of the margin's usual shape mix (Liberman 1998 for the
+# spiculated margin; the others are modelling choices ordered as in BI-RADS)
 _P_MALIGNANT_MARGIN = {
     "circumscribed": 0.03,
     "obscured": 0.15,
@@ -36,6 +53,7 @@ _P_MALIGNANT_MARGIN = {
     "indistinct": 0.55,
     "spiculated": 0.81,
 }
+# P(malignant | calcification morphology), inside the ranges of Choi et al. 2021
 _P_MALIGNANT_CALC = {
     "punctate": 0.02,
     "amorphous": 0.08,
@@ -43,7 +61,9 @@ _P_MALIGNANT_CALC = {
     "fine_pleomorphic": 0.55,
     "fine_linear": 0.8,
 }
+# asymmetries: modelling choices (one-view and global asymmetries are mostly benign)
 _P_MALIGNANT_ASYM = {"one_view": 0.02, "focal": 0.1, "global": 0.03}
+# architectural distortion: between Bahl 2015's screening (0.67) and all-comers (0.745) PPV
 P_MALIGNANT_DISTORTION = 0.7
 
 
@@ -78,7 +98,8 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             if margin != "spiculated"
             else rng.choice(["irregular", "round"], p=[0.8, 0.2])
         )
-        size = float(np.clip(rng.lognormal(np.log(12.0), 0.4), 5.0, 35.0))
+        median, log_sd, low, high = cal.MASS_DIAMETER_MM
+        size = float(np.clip(rng.lognormal(np.log(median), log_sd), low, high))
         p_mal = _P_MALIGNANT_MARGIN[margin] * (1.3 if shape == "irregular" else 1.0)
         malignant = bool(rng.random() < min(p_mal, 0.95))
         n_harm = 8
@@ -90,10 +111,12 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             orientation=float(rng.uniform(0, np.pi)),
             harmonics=amps.tolist(),
             phases=rng.uniform(0, 2 * np.pi, n_harm).tolist(),
-            density_ratio=float(rng.uniform(1.06, 1.15)),  # mu_mass / mu_gland (Carroll 1994)
+            density_ratio=float(rng.uniform(*cal.MASS_ATTENUATION_RATIO)),  # mu_mass / mu_gland
             n_spicules=int(rng.integers(8, 25)) if margin == "spiculated" else 0,
             spicule_seed=int(rng.integers(2**31)),
-            occult_view=(str(rng.choice(["CC", "MLO"])) if rng.random() < 0.08 else None),
+            occult_view=(
+                str(rng.choice(["CC", "MLO"])) if rng.random() < cal.MASS_OCCULT_FRACTION else None
+            ),
         )
         return Lesion("mass", malignant, margin, depth_frac, lateral, size, params, views)
     if kind == "calcification":
@@ -104,13 +127,14 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
             if morph == "fine_linear"
             else str(rng.choice(["grouped", "segmental"], p=[0.8, 0.2]))
         )
-        size = float(np.clip(rng.lognormal(np.log(11.0), 0.35), 5.0, 30.0))
+        median, log_sd, low, high = cal.CALC_CLUSTER_MM
+        size = float(np.clip(rng.lognormal(np.log(median), log_sd), low, high))
         n = int(rng.integers(5, 25))
         params.update(
             distribution=distribution,
             n_calcs=n,
             seed=int(rng.integers(2**31)),
-            mu_ratio=float(rng.uniform(12.0, 25.0)),  # mu_calc / mu_gland (notes: x15-30)
+            mu_ratio=float(rng.uniform(*cal.CALC_ATTENUATION_RATIO)),  # mu_calc / mu_gland
         )
         return Lesion("calcification", malignant, morph, depth_frac, lateral, size, params, views)
     if kind == "architectural_distortion":
@@ -118,7 +142,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
         size = float(rng.uniform(14.0, 30.0))
         params.update(
             n_lines=int(rng.integers(10, 22)),
-            warp=float(rng.uniform(0.3, 0.5)),
+            warp=float(rng.uniform(*cal.DISTORTION_WARP)),
             seed=int(rng.integers(2**31)),
         )
         return Lesion(
@@ -137,7 +161,7 @@ def sample_lesion(rng: np.random.Generator, kind: str) -> Lesion:
         size = float(rng.uniform(50.0, 80.0) if sub == "global" else rng.uniform(18.0, 40.0))
         if sub == "one_view":
             views = (str(rng.choice(["CC", "MLO"])),)
-        params.update(boost=float(rng.uniform(1.2, 2.2)))
+        params.update(boost=float(rng.uniform(*cal.ASYMMETRY_BOOST)))
         return Lesion("asymmetry", malignant, sub, depth_frac, lateral, size, params, views)
     raise ValueError(f"unknown lesion kind {kind!r}; expected one of {LESION_KINDS}")
 
@@ -296,7 +320,7 @@ def render_lesion(lesion: Lesion, centre_rc, spacing_mm: float, shape):
         path[sl] = canvas * 2.0  # strands are thin sheets: ~2 mm along the beam
         rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
         mask[sl] = rad < radius * 0.8
-        return RenderedLesion(path, mask, 1.05, 0.0, True)  # fibrous strands: mu_gland x 1.05
+        return RenderedLesion(path, mask, cal.STRAND_ATTENUATION_RATIO, 0.0, True)
 
     if lesion.kind == "asymmetry":
         # drawn through the tissue model (a raised glandular envelope); the mask is the region

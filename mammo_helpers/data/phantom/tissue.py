@@ -15,6 +15,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy import ndimage
 
+from .calibration import DBT_SLAB_MM, ENVELOPE_WEIGHT, GLAND_PARTIAL_VOLUME, SUBCUTANEOUS_FAT_MM
 from .geometry import BreastGeometry, Canvas, rasterize
 
 COARSE_MM = 0.5
@@ -69,17 +70,22 @@ def glandular_maps(
     vgf: float,
     beta3d: float,
     rng: np.random.Generator,
-    subcutaneous_mm: float = 5.0,
-    envelope_weight: float = 1.6,
-    slab_mm: float = 4.0,
+    subcutaneous_mm: float = SUBCUTANEOUS_FAT_MM,
+    envelope_weight: float = ENVELOPE_WEIGHT,
+    slab_mm: float = DBT_SLAB_MM,
     dbt_half_angle_deg: float = 7.5,
-    partial_volume: float = 0.6,
+    partial_volume: float = GLAND_PARTIAL_VOLUME,
     asymmetry: list[tuple[float, float, float, float]] | None = None,
     need_dbt: bool = False,
 ) -> TissueMaps:
     """Threshold a 3-D power-law field to ``vgf`` and project it.
 
-    ``asymmetry`` lists (u, v, radius_mm, boost) regions where the glandular envelope is
+    The field plus ``envelope_weight`` times a glandular envelope (central, retro-areolar,
+    free of tissue within ``subcutaneous_mm`` of the skin) is thresholded at the quantile
+    that leaves ``vgf`` of the volume glandular, with a soft transition of width
+    ``partial_volume``. DM is the projected fraction; with ``need_dbt``, DBT adds the
+    ``slab_mm`` in-focus slab and the shift-and-add blur of a tube sweep of
+    +-``dbt_half_angle_deg``. ``asymmetry`` lists (u, v, radius_mm, boost) regions where the glandular envelope is
     raised (BI-RADS asymmetries). Only the breast's bounding box is simulated.
     """
     coarse = canvas.with_spacing(COARSE_MM)
