@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mammo_helpers.data.phantom.lesions import LESION_KINDS, render_lesion, sample_lesion
+from mammo_helpers.data.phantom.lesions import (
+    LESION_KINDS,
+    render_lesion,
+    sample_lesion,
+)
 from mammo_helpers.vocab import FINDING_LABELS
 
 

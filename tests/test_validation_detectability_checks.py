@@ -46,6 +46,23 @@ def test_observer_refuses_rois_that_never_fit_and_mixed_spacings():
         observer_check(PhantomConfig(seed=0), n_per_class=2)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n_per_class": 3}, "n_per_class"),
+        ({"per_image": 0}, "per_image"),
+        ({"diameter_mm": (9.0, 5.0)}, "diameter_mm"),
+        ({"diameter_mm": (float("nan"), 5.0)}, "diameter_mm"),
+    ],
+)
+def test_bad_check_settings_are_named_before_anything_is_drawn(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        observer_check(CFG, **kwargs)
+    if kwargs.get("n_per_class") != 3:  # 3 patients per class suffice for the CNR check
+        with pytest.raises(ValueError, match=name):
+            contrast_check(CFG, **kwargs)
+
+
 def test_contrast_check_measures_masses_in_every_density_class():
     res = contrast_check(CFG, n_per_class=1, diameter_mm=(8.0, 10.0))
     assert set(res.table.density) == set("ABCD")

@@ -38,3 +38,16 @@ def test_noise_variance_fit_rejects_structured_tiles():
     assert res.means.shape == res.variances.shape == res.used.shape == (256,)
     with pytest.raises(ValueError, match="tiles"):
         noise_variance_fit(img, np.zeros(img.shape, bool))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"reject_sigma": float("nan")}, "reject_sigma"),
+        ({"block": 2}, "block"),
+        ({"block": 8.5}, "block"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        noise_variance_fit(poisson_like_image(0.5, 100.0, 0), **kwargs)

@@ -109,3 +109,7 @@ def test_observer_input_checks():
         channelized_hotelling(sig, bkg, train_fraction=1.0)
     with pytest.raises(ValueError, match="signal_rois must have shape"):
         channelized_hotelling(sig[0], bkg)
+    with pytest.raises(ValueError, match="ridge"):
+        channelized_hotelling(sig, bkg, ridge=float("nan"))
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        channelized_hotelling(sig, bkg, n_bootstrap=-1)

@@ -79,3 +79,18 @@ def test_cluster_split_matches_otsu_on_quantised_values(levels, counts):
 
     assert 1 <= k <= len(centres) - 1
     assert between_class_variance(k) == pytest.approx(between_class_variance(k_ref), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"smooth_sigma": float("nan")}, "smooth_sigma"),
+        ({"n_clusters": 1, "method": "kmeans"}, "n_clusters"),
+        ({"percentiles": (99.0, 1.0)}, "percentiles"),
+        ({"percentiles": (1.0, 120.0)}, "percentiles"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, name):
+    img, mask, _ = two_phase_image(0.3, seed=0)
+    with pytest.raises(ValueError, match=name):
+        percent_density(img, mask, **kwargs)

@@ -164,3 +164,20 @@ def test_jackknife_se_is_nan_for_one_roi_and_zero_for_identical_rois():
     assert np.isnan(jackknife_se(x, [np.ones((1, 3))]))
     identical = np.tile(np.array([[1.0, 0.5, 0.2]]), (5, 1))
     assert jackknife_se(x, [identical]) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"roi_mm": float("nan")}, "roi_mm"),
+        ({"roi_mm": 0.0}, "roi_mm"),
+        ({"exclude_border_mm": -1.0}, "exclude_border_mm"),
+        ({"max_rois_per_image": 0}, "max_rois_per_image"),
+        ({"max_rois_per_image": 1.5}, "max_rois_per_image"),
+        ({"f_range": (0.7, 0.2)}, "f_range"),
+        ({"f_range": (0.2, float("nan"))}, "f_range"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        power_spectrum_beta(_white(300, 0), None, 0.1, **kwargs)

@@ -16,3 +16,5 @@ def test_dm_beta_is_in_the_published_range_within_its_standard_error():
 def test_beta_check_names_a_bad_modality():
     with pytest.raises(ValueError, match="modality"):
         beta_check(PhantomConfig(seed=0, spacing_mm=0.4), 1, "CT")
+    with pytest.raises(ValueError, match="n_images"):
+        beta_check(PhantomConfig(seed=0, spacing_mm=0.4), 0)

@@ -45,9 +45,25 @@ def test_volumetric_density_is_offset_invariant_and_checks_inputs():
     a = volumetric_percent_density(log_image, breast, 50.0, 0.5)
     b = volumetric_percent_density(log_image + 1.7, breast, 50.0, 0.5)
     assert a.area_percent == pytest.approx(b.area_percent, abs=1e-9)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="thickness_mm"):
         volumetric_percent_density(log_image, breast, 0.0, 0.5)
     with pytest.raises(ValueError, match="shape"):
         volumetric_percent_density(log_image[:-1], breast, 50.0, 0.5)
     with pytest.raises(ValueError, match="too small"):
         volumetric_percent_density(log_image, np.zeros_like(breast), 50.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"scatter_gain": float("nan")}, "scatter_gain"),
+        ({"dense_fraction": 0.0}, "dense_fraction"),
+        ({"fat_percentile": 101.0}, "fat_percentile"),
+        ({"skin_band_mm": -1.0}, "skin_band_mm"),
+        ({"smooth_mm": float("nan")}, "smooth_mm"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, name):
+    log_image, breast, _ = _raw_breast(0.3)
+    with pytest.raises(ValueError, match=name):
+        volumetric_percent_density(log_image, breast, 50.0, 0.5, **kwargs)

@@ -364,6 +364,34 @@ def to_image_frame(images: dict, findings: list, patient, laterality, view, site
     ]
 
 
+def _distorted(fractions: GlandFractions, lesions, centres, spacing) -> GlandFractions:
+    """Glandular fractions pulled in around every architectural distortion."""
+    for les, centre in zip(lesions, centres, strict=True):
+        if les.kind == "architectural_distortion":
+            radius = les.size_mm / 2 / spacing
+            fractions = fractions.warped(centre, radius, les.params["warp"])
+    return fractions
+
+
+def _acquire(line, breast, spacing, site, rng, dose) -> tuple[dict, float, float]:
+    """Exposure, vendor processing and encoding: stored, display and -log(raw) images."""
+    raw = acq.expose(line, breast, spacing, site, rng, dose=dose)
+    display = acq.present(raw, breast, spacing, site, rng)
+    stored, wc, ww = acq.encode(display, site)
+    return {"stored": stored, "display": display, "log_raw": -np.log(raw)}, wc, ww
+
+
+def _truth(images: dict, fractions: GlandFractions, geom, patient, laterality) -> dict:
+    return {
+        "pd_true": percent_density_true(images["gland"], images["breast"], images["pectoral"]),
+        "vgf": fractions.vgf_realised,
+        "thickness_mm": geom.thickness_mm,
+        "beta3d": patient.beta3d[laterality],
+        "nipple_depth_mm": geom.depth_mm,
+        "density_latent": patient.density_latent,
+    }
+
+
 def render_view(
     config: PhantomConfig,
     patient: PatientSpec,
@@ -377,7 +405,7 @@ def render_view(
 
     ``modality`` (DM, s2D or DBT) defaults to the patient's; ``keep_log_raw`` also returns
     ``-log`` of the raw detector signal and the projected glandular fraction (for the
-    realism checks).
+    realism checks). The stages are listed in the module docstring.
     """
     check_laterality(laterality)
     check_view(view)
@@ -387,48 +415,23 @@ def render_view(
     spacing = canvas.spacing_mm
     maps = rasterize(geom, canvas)
     lesions = [les for les in patient.lesions[laterality] if view in les.views]
-    need_dbt = modality in ("DBT", "s2D")
     fractions = gland_fractions(
         geom, canvas, patient, laterality, lesions, rng,
-        need_dbt=need_dbt, dbt_half_angle_deg=site.dbt_half_angle_deg,
+        need_dbt=modality in ("DBT", "s2D"), dbt_half_angle_deg=site.dbt_half_angle_deg,
     )  # fmt: skip
     centres = [_centre_px(les, geom, canvas) for les in lesions]
-    for les, centre in zip(lesions, centres, strict=True):
-        if les.kind == "architectural_distortion":
-            radius = les.size_mm / 2 / spacing
-            fractions = fractions.warped(centre, radius, les.params["warp"])
+    fractions = _distorted(fractions, lesions, centres, spacing)
     cols = attenuation_columns(fractions, maps)
     found = insert_lesions(
         lesions, centres, cols, maps, geom, spacing, modality=modality, view=view
     )
     line = modality_image(cols, modality, spacing, maps.breast)
-
-    raw = acq.expose(line, maps.breast, spacing, site, rng, dose=config.dose)
-    display = acq.present(raw, maps.breast, spacing, site, rng)
-    stored, wc, ww = acq.encode(display, site)
-    images = {
-        "stored": stored,
-        "display": display,
-        "log_raw": -np.log(raw),
-        "gland": fractions.dm,
-        "breast": maps.breast,
-        "pectoral": maps.pectoral,
-    }
+    images, wc, ww = _acquire(line, maps.breast, spacing, site, rng, config.dose)
+    images.update(gland=fractions.dm, breast=maps.breast, pectoral=maps.pectoral)
     findings = to_image_frame(images, found, patient, laterality, view, site)
-    truth = {
-        "pd_true": percent_density_true(images["gland"], images["breast"], images["pectoral"]),
-        "vgf": fractions.vgf_realised,
-        "thickness_mm": geom.thickness_mm,
-        "beta3d": patient.beta3d[laterality],
-        "nipple_depth_mm": geom.depth_mm,
-        "density_latent": patient.density_latent,
-    }
-
-    def contiguous(name):
-        return np.ascontiguousarray(images[name])
-
+    images = {name: np.ascontiguousarray(a) for name, a in images.items()}
     return RenderedImage(
-        stored=contiguous("stored"),
+        stored=images["stored"],
         photometric=site.photometric,
         bits_stored=site.bits_stored,
         window_center=wc,
@@ -439,10 +442,10 @@ def render_view(
         view=view,
         modality=modality,
         findings=findings,
-        breast_mask=contiguous("breast"),
-        pectoral_mask=contiguous("pectoral"),
-        truth=truth,
-        display=contiguous("display"),
-        log_raw=contiguous("log_raw") if keep_log_raw else None,
-        extra={"gland_fraction": contiguous("gland")} if keep_log_raw else {},
+        breast_mask=images["breast"],
+        pectoral_mask=images["pectoral"],
+        truth=_truth(images, fractions, geom, patient, laterality),
+        display=images["display"],
+        log_raw=images["log_raw"] if keep_log_raw else None,
+        extra={"gland_fraction": images["gland"]} if keep_log_raw else {},
     )

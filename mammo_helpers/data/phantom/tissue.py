@@ -63,6 +63,51 @@ class TissueMaps:
     coarse: Canvas
 
 
+def _envelope_2d(geom, breast, u, v, subcutaneous_mm, asymmetry) -> np.ndarray:
+    """In-plane glandular envelope: central / retro-areolar bias, fat under the skin and
+    behind the gland, raised where asymmetries sit."""
+    edge_dist = ndimage.distance_transform_edt(np.pad(breast, ((0, 0), (1, 0)), constant_values=1))
+    edge_dist = edge_dist[:, 1:] * COARSE_MM
+    uu = u[None, :]
+    vv = v[:, None]
+    d = geom.depth_mm
+    central = np.exp(
+        -(((uu - 0.55 * d) / (0.55 * d)) ** 2)
+        - ((vv - geom.nipple_v_mm) / (0.75 * max(geom.half_width_lo_mm, 30.0))) ** 2
+    )
+    inplane = np.clip(edge_dist / subcutaneous_mm, 0.0, 1.0) * np.clip(uu / 12.0, 0.0, 1.0)
+    env2d = central * inplane
+    for au, av, radius, boost in asymmetry or []:
+        env2d = env2d + boost * np.exp(-((uu - au) ** 2 + (vv - av) ** 2) / (2 * radius**2))
+    return env2d
+
+
+def _threshold(score, inside, vgf, partial_volume) -> np.ndarray:
+    """Glandular share of each voxel: ``score`` cut at the quantile leaving ``vgf`` glandular,
+    with a linear transition of width ``partial_volume``; zero outside the breast."""
+    vals = score[inside]
+    if vals.size == 0:
+        raise ValueError("breast volume is empty; check the geometry parameters")
+    tau = np.quantile(vals, 1.0 - vgf)
+    gland = np.clip((score - tau) / partial_volume + 0.5, 0.0, 1.0)
+    gland *= inside
+    return gland
+
+
+def _dbt_fractions(gland, z, breast, safe_t, slab_mm, dbt_half_angle_deg):
+    """In-focus slab fraction and tomosynthesis-blurred projected fraction of the volume."""
+    in_slab = np.abs(z) < slab_mm / 2
+    slab = gland[:, :, in_slab].mean(axis=2)
+    # shift-and-add along the tube motion (rows): a box blur of width 2|z|tan(theta)
+    fy = sfft.rfftfreq(gland.shape[0], COARSE_MM)
+    spec = sfft.rfft(gland, axis=0, workers=-1)
+    width = 2 * np.abs(z) * np.tan(np.deg2rad(dbt_half_angle_deg))
+    spec *= np.sinc(fy[:, None, None] * width[None, None, :]).astype(np.float32)
+    blurred = sfft.irfft(spec, n=gland.shape[0], axis=0, workers=-1)
+    tomo = np.where(breast, np.clip(blurred.sum(axis=2) * DZ_MM / safe_t, 0.0, 1.0), 0.0)
+    return slab, tomo
+
+
 def glandular_maps(
     geom: BreastGeometry,
     canvas: Canvas,
@@ -85,8 +130,9 @@ def glandular_maps(
     that leaves ``vgf`` of the volume glandular, with a soft transition of width
     ``partial_volume``. DM is the projected fraction; with ``need_dbt``, DBT adds the
     ``slab_mm`` in-focus slab and the shift-and-add blur of a tube sweep of
-    +-``dbt_half_angle_deg``. ``asymmetry`` lists (u, v, radius_mm, boost) regions where the glandular envelope is
-    raised (BI-RADS asymmetries). Only the breast's bounding box is simulated.
+    +-``dbt_half_angle_deg``. ``asymmetry`` lists (u, v, radius_mm, boost) regions where the
+    glandular envelope is raised (BI-RADS asymmetries). Only the breast's bounding box is
+    simulated, on a 0.5 mm x 0.5 mm x 1 mm grid.
     """
     coarse = canvas.with_spacing(COARSE_MM)
     maps = rasterize(geom, coarse)
@@ -96,57 +142,24 @@ def glandular_maps(
     c1 = cols[-1] + 1
     t = maps.thickness[r0:r1, :c1]
     breast = maps.breast[r0:r1, :c1]
-    u = maps.u[:c1]
-    v = maps.v[r0:r1]
     nz = max(int(np.ceil(geom.thickness_mm / DZ_MM)), 4)
     z = (np.arange(nz) + 0.5) * DZ_MM - geom.thickness_mm / 2
 
     field = power_law_field((r1 - r0, c1, nz), (COARSE_MM, COARSE_MM, DZ_MM), beta3d, rng)
-
-    # glandular envelope: central/retro-areolar bias, fat under the skin and behind the gland
-    edge_dist = ndimage.distance_transform_edt(np.pad(breast, ((0, 0), (1, 0)), constant_values=1))
-    edge_dist = edge_dist[:, 1:] * COARSE_MM
-    uu = u[None, :]
-    vv = v[:, None]
-    d = geom.depth_mm
-    central = np.exp(
-        -(((uu - 0.55 * d) / (0.55 * d)) ** 2)
-        - ((vv - geom.nipple_v_mm) / (0.75 * max(geom.half_width_lo_mm, 30.0))) ** 2
-    )
-    inplane = np.clip(edge_dist / subcutaneous_mm, 0.0, 1.0) * np.clip(uu / 12.0, 0.0, 1.0)
-    env2d = central * inplane
-    for au, av, radius, boost in asymmetry or []:
-        env2d = env2d + boost * np.exp(-((uu - au) ** 2 + (vv - av) ** 2) / (2 * radius**2))
+    env2d = _envelope_2d(geom, breast, maps.u[:c1], maps.v[r0:r1], subcutaneous_mm, asymmetry)
     half_t = t[:, :, None] / 2
     zz = z[None, None, :]
     inside = np.abs(zz) < half_t
-    depth_from_surface = half_t - np.abs(zz)
-    envz = np.clip(depth_from_surface / subcutaneous_mm, 0.0, 1.0)
+    envz = np.clip((half_t - np.abs(zz)) / subcutaneous_mm, 0.0, 1.0)
     score = field + envelope_weight * (env2d[:, :, None] * envz)
-    vals = score[inside]
-    if vals.size == 0:
-        raise ValueError("breast volume is empty; check the geometry parameters")
-    tau = np.quantile(vals, 1.0 - vgf)
-    gland = np.clip((score - tau) / partial_volume + 0.5, 0.0, 1.0)
-    gland *= inside
-    vgf_realised = float(gland[inside].mean())
+    gland = _threshold(score, inside, vgf, partial_volume)
 
     g_path = gland.sum(axis=2) * DZ_MM
     safe_t = np.maximum(t, 1e-3)
     dm = np.where(breast, np.clip(g_path / safe_t, 0.0, 1.0), 0.0)
-
-    slab = np.zeros_like(dm)
-    tomo = np.zeros_like(dm)
+    slab, tomo = np.zeros_like(dm), np.zeros_like(dm)
     if need_dbt:
-        in_slab = np.abs(z) < slab_mm / 2
-        slab = gland[:, :, in_slab].mean(axis=2)
-        # shift-and-add along the tube motion (rows): a box blur of width 2|z|tan(theta)
-        fy = sfft.rfftfreq(gland.shape[0], COARSE_MM)
-        spec = sfft.rfft(gland, axis=0, workers=-1)
-        width = 2 * np.abs(z) * np.tan(np.deg2rad(dbt_half_angle_deg))
-        spec *= np.sinc(fy[:, None, None] * width[None, None, :]).astype(np.float32)
-        blurred = sfft.irfft(spec, n=gland.shape[0], axis=0, workers=-1)
-        tomo = np.where(breast, np.clip(blurred.sum(axis=2) * DZ_MM / safe_t, 0.0, 1.0), 0.0)
+        slab, tomo = _dbt_fractions(gland, z, breast, safe_t, slab_mm, dbt_half_angle_deg)
 
     def place(a: np.ndarray) -> np.ndarray:
         full = np.zeros(coarse.shape, dtype=np.float32)
@@ -157,7 +170,7 @@ def glandular_maps(
         dm_fraction=place(dm),
         slab_fraction=place(slab),
         tomo_fraction=place(tomo),
-        vgf_realised=vgf_realised,
+        vgf_realised=float(gland[inside].mean()),
         coarse=coarse,
     )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 
@@ -35,3 +38,22 @@ def detrend_plane(roi: np.ndarray) -> np.ndarray:
     a = np.column_stack([np.ones(roi.size), yy.ravel(), xx.ravel()])
     coef, *_ = np.linalg.lstsq(a, roi.ravel(), rcond=None)
     return roi - (a @ coef).reshape(roi.shape)
+
+
+def check_number(name: str, value, *, low=None, high=None, low_open=False, integer=False):
+    """``value`` if it is a finite number in [low, high] (``(low, high]`` with ``low_open``),
+    else ``ValueError`` naming ``name``. ``integer`` also requires an int (not a bool)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if integer:
+        ok = ok and isinstance(value, numbers.Integral)
+    if not ok or not math.isfinite(value):
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or (high is not None and value > high):
+        lower = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        upper = "" if high is None else f"<= {high:g}"
+        raise ValueError(
+            f"{name} must be {' and '.join(filter(None, [lower, upper]))}, got {value!r}"
+        )
+    return value

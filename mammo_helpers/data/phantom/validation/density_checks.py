@@ -22,6 +22,7 @@ from ..acquisition import SITES
 from ..config import PhantomConfig
 from ..generator import render_view
 from ..patients import sample_patient
+from ._arrays import check_number
 from ._renders import FIRST_PATIENT
 from .percent_density import percent_density
 from .volumetric_density import volumetric_percent_density
@@ -67,6 +68,7 @@ def density_check(config: PhantomConfig, n_patients: int = 24) -> DensityCheck:
     The compressed thickness is the generator's (real systems record it in the DICOM
     header) and the pectoral muscle is excluded with the generator's muscle mask.
     """
+    check_number("n_patients", n_patients, low=2, integer=True)
     rows = []
     for i in range(n_patients):
         patient = sample_patient(config, FIRST_PATIENT["density"] + i)

@@ -20,6 +20,7 @@ from mammo_helpers.vocab import DENSITIES
 from ..config import PhantomConfig
 from ..generator import render_view
 from ..patients import sample_patient
+from ._arrays import check_number
 from ._renders import FIRST_PATIENT, mass_sites, single_spacing
 from .cnr import contrast_to_noise
 from .observers import ObserverResult, channelized_hotelling
@@ -71,6 +72,14 @@ class _RoiSet:
 
     def count(self, with_lesion: bool) -> int:
         return len(self.present if with_lesion else self.absent)
+
+
+def _check_counts(n_per_class, per_image, diameter_mm, *, least: int) -> None:
+    check_number("n_per_class", n_per_class, low=least, integer=True)
+    check_number("per_image", per_image, low=1, integer=True)
+    low, high = (check_number("diameter_mm", d, low=0, low_open=True) for d in diameter_mm)
+    if low > high:
+        raise ValueError(f"diameter_mm must be (smallest, largest), got {diameter_mm!r}")
 
 
 def _roi_inside_tissue(tissue: np.ndarray, centre, size: int) -> bool:
@@ -150,11 +159,8 @@ def observer_check(
     :class:`ObserverCheck`.
     """
     spacing = single_spacing(config, "observer_check")
-    if not 0 < roi_mm < min(config.canvas_mm):
-        raise ValueError(
-            f"observer_check: roi_mm must be > 0 and smaller than the detector field "
-            f"{config.canvas_mm} mm, got {roi_mm!r}"
-        )
+    check_number("roi_mm", roi_mm, low=0, high=min(config.canvas_mm), low_open=True)
+    _check_counts(n_per_class, per_image, diameter_mm, least=4)
     gen = np.random.default_rng(rng)
     rois = _collect_rois(
         config, n_per_class=n_per_class, modality=modality, diameter_mm=diameter_mm,
@@ -240,6 +246,8 @@ def contrast_check(
     whose ``roi_mm`` square crosses the skin line or the muscle are skipped. Returns
     :class:`ContrastCheck`.
     """
+    _check_counts(n_per_class, per_image, diameter_mm, least=1)
+    check_number("roi_mm", roi_mm, low=0, high=min(config.canvas_mm), low_open=True)
     gen = np.random.default_rng(rng)
     rows, skipped = [], 0
     wanted = _patients_by_density(config, n_per_class, FIRST_PATIENT["contrast"])

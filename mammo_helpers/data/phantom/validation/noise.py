@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._arrays import check_image_mask
+from ._arrays import check_image_mask, check_number
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,7 @@ def tile_statistics(image, mask=None, *, block: int = 16) -> tuple[np.ndarray, n
     """Mean and plane-detrended variance (ddof = 3) of every ``block`` x ``block`` tile that
     lies fully inside ``mask`` (and has only finite pixels)."""
     img, msk = check_image_mask(image, mask, name="image")
-    block = int(block)
-    if block < 3:
-        raise ValueError(f"block must be >= 3, got {block}")
+    block = check_number("block", block, low=3, integer=True)
     nby, nbx = img.shape[0] // block, img.shape[1] // block
     if nby == 0 or nbx == 0:
         raise ValueError(f"block {block} px is larger than the {img.shape} image")
@@ -104,6 +102,8 @@ def noise_variance_fit(image, mask=None, *, block: int = 16, reject_sigma: float
     refitted by least squares on the rest. Linear raw-domain quantum noise gives a > 0 and
     a high r2. Returns :class:`NoiseFitResult` (unpacks to ``(slope, intercept, r2)``).
     """
+    if not reject_sigma > 0:  # inf (no rejection) is allowed
+        raise ValueError(f"reject_sigma must be > 0, got {reject_sigma!r}")
     means, variances = tile_statistics(image, mask, block=block)
     slope, icpt = _start_line(means, variances)
     used = np.ones(len(means), dtype=bool)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from ._arrays import as_rng
+from ._arrays import as_rng, check_number
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,8 @@ def channelized_hotelling(
     to about 2.5x the signal's Gaussian sigma (or ~ the lesion diameter) for a better match.
     """
     s, b = _observer_inputs(signal_rois, background_rois, train_fraction)
+    check_number("ridge", ridge, low=0)
+    check_number("n_bootstrap", n_bootstrap, low=0, integer=True)
     gen = as_rng(rng)
     size = s.shape[1]
     u = laguerre_gauss_channels(size, n_channels, width_px)

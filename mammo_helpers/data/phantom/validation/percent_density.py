@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._arrays import check_image_mask
+from ._arrays import check_image_mask, check_number
 
 
 def otsu_split_of_clusters(centres: np.ndarray, counts: np.ndarray) -> int:
@@ -80,6 +80,11 @@ def percent_density(
         raise ValueError("percent_density: breast_mask (minus exclude) has no pixel")
     if method not in ("otsu", "kmeans"):
         raise ValueError(f"method must be 'otsu' or 'kmeans', got {method!r}")
+    check_number("smooth_sigma", smooth_sigma, low=0)
+    check_number("n_clusters", n_clusters, low=2, integer=True)
+    lo_pct, hi_pct = (check_number("percentiles", q, low=0, high=100) for q in percentiles)
+    if not lo_pct < hi_pct:
+        raise ValueError(f"percentiles must be (low, high) with low < high, got {percentiles!r}")
 
     if smooth_sigma > 0:
         m = mask.astype(float)
@@ -101,8 +106,6 @@ def percent_density(
         from sklearn.cluster import KMeans
         from threadpoolctl import threadpool_limits
 
-        if n_clusters < 2:
-            raise ValueError(f"n_clusters must be >= 2, got {n_clusters}")
         # 1-D k-means on a fine histogram (weights = counts): exact enough and fast
         counts, edges = np.histogram(vals, bins=512, range=(0.0, 1.0))
         centres_h = 0.5 * (edges[:-1] + edges[1:])

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal.windows import hann
 
-from ._arrays import as_rng, check_image_mask, detrend_plane
+from ._arrays import as_rng, check_image_mask, check_number, detrend_plane
 from .rois import tile_rois, window_counts
 
 
@@ -102,14 +102,11 @@ def _as_inputs(images, masks, spacing_mm):
 
 def _check_settings(roi_mm, f_range, max_rois_per_image, exclude_border_mm):
     f_lo, f_hi = map(float, f_range)
-    if not 0 < f_lo < f_hi:
+    if not 0 < f_lo < f_hi < np.inf:
         raise ValueError(f"f_range must satisfy 0 < low < high, got {f_range!r}")
-    if not (np.isfinite(roi_mm) and roi_mm > 0):
-        raise ValueError(f"roi_mm must be finite and > 0, got {roi_mm!r}")
-    if not (np.isfinite(exclude_border_mm) and exclude_border_mm >= 0):
-        raise ValueError(f"exclude_border_mm must be finite and >= 0, got {exclude_border_mm!r}")
-    if max_rois_per_image < 1:
-        raise ValueError("max_rois_per_image must be >= 1")
+    check_number("roi_mm", roi_mm, low=0, low_open=True)
+    check_number("exclude_border_mm", exclude_border_mm, low=0)
+    check_number("max_rois_per_image", max_rois_per_image, low=1, integer=True)
     return f_lo, f_hi
 
 

@@ -7,6 +7,7 @@ MLO), DBT slices lower than DM. Used by chapter 00.
 from __future__ import annotations
 
 from ..config import PhantomConfig
+from ._arrays import check_number
 from ._renders import render_lesion_free
 from .power_spectrum import BetaResult, power_spectrum_beta
 
@@ -20,6 +21,7 @@ def beta_check(
     :func:`~.power_spectrum.power_spectrum_beta` on ``-log(raw)`` inside the breast without
     the pectoral muscle.
     """
+    check_number("n_images", n_images, low=1, integer=True)
     images = render_lesion_free(config, "beta", n_images, modality)
     return power_spectrum_beta(
         [im.log_raw for im in images],

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from ..calibration import DENSE_FRACTION_THRESHOLD
 from ..physics import MU_FAT, MU_GLAND
+from ._arrays import check_number
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,13 @@ def volumetric_percent_density(
         raise ValueError(
             f"log_image {log_image.shape} and breast_mask {breast.shape} differ in shape"
         )
-    if not thickness_mm > 0 or not spacing_mm > 0:
-        raise ValueError(
-            f"thickness_mm and spacing_mm must be positive, got {thickness_mm}, {spacing_mm}"
-        )
+    check_number("thickness_mm", thickness_mm, low=0, low_open=True)
+    check_number("spacing_mm", spacing_mm, low=0, low_open=True)
+    check_number("scatter_gain", scatter_gain, low=0, low_open=True)
+    check_number("dense_fraction", dense_fraction, low=0, high=1, low_open=True)
+    check_number("fat_percentile", fat_percentile, low=0, high=100)
+    check_number("skin_band_mm", skin_band_mm, low=0)
+    check_number("smooth_mm", smooth_mm, low=0)
     if mu_gland <= mu_fat:
         raise ValueError("mu_gland must exceed mu_fat")
     # distance to the skin line; pixels beyond the array count as inside, so the chest
