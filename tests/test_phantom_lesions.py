@@ -6,6 +6,7 @@ from scipy import stats
 
 from mammo_helpers.data.phantom.lesions import (
     LESION_KINDS,
+    p_malignant_mass,
     render_lesion,
     sample_lesion,
 )
@@ -26,6 +27,19 @@ def test_distortions_are_malignant_at_the_published_rate():
     lesions = [sample_lesion(rng, "architectural_distortion") for _ in range(1500)]
     k = sum(les.malignant for les in lesions)
     assert _rate_within(k, len(lesions), 0.670, 0.831), k / len(lesions)
+
+
+def test_spiculated_masses_are_malignant_at_the_published_rate():
+    # Liberman et al. AJR 1998: PPV of a spiculated margin 81 % (whatever the mass's shape)
+    rng = np.random.default_rng(2)
+    masses = [sample_lesion(rng, "mass") for _ in range(4000)]
+    spiculated = [m for m in masses if m.subtype == "spiculated"]
+    k = sum(m.malignant for m in spiculated)
+    assert len(spiculated) > 800
+    assert stats.binomtest(k, len(spiculated), 0.81).pvalue > 1e-3, k / len(spiculated)
+    # within a margin, an irregular shape is the more suspicious one
+    for margin in ("circumscribed", "indistinct", "spiculated"):
+        assert p_malignant_mass(margin, "irregular") > p_malignant_mass(margin, "round")
 
 
 # Choi et al. Eur Radiol 2021 (two cohorts, 1076 women): reader-averaged PPV by morphology;

@@ -58,6 +58,19 @@ _SHAPE_MIX = {
     False: dict(zip(MASS_SHAPES, (0.2, 0.35, 0.15, 0.3), strict=True)),
     True: {"irregular": 0.8, "round": 0.2},
 }
+# an irregular mass is this many times as likely malignant as another of the same margin
+_IRREGULAR_RISK = 1.3
+
+
+def p_malignant_mass(margin: str, shape: str) -> float:
+    """P(malignant) of a mass: its margin's PPV, raised for an irregular shape and lowered
+    for the others so that the margin's PPV over its shape mix stays the published one."""
+    mix = _SHAPE_MIX[margin == "spiculated"]
+    mean_risk = sum(p * (_IRREGULAR_RISK if s == "irregular" else 1.0) for s, p in mix.items())
+    risk = _IRREGULAR_RISK if shape == "irregular" else 1.0
+    return _P_MALIGNANT_MARGIN[margin] * risk / mean_risk
+
+
 # P(malignant | calcification morphology), inside the ranges of Choi et al. 2021
 _P_MALIGNANT_CALC = {
     "punctate": 0.02,
@@ -96,8 +109,7 @@ def _sample_mass(rng: np.random.Generator):
     shape = str(rng.choice(list(shapes), p=list(shapes.values())))
     median, log_sd, low, high = cal.MASS_DIAMETER_MM
     size = float(np.clip(rng.lognormal(np.log(median), log_sd), low, high))
-    p_mal = _P_MALIGNANT_MARGIN[margin] * (1.3 if shape == "irregular" else 1.0)
-    malignant = bool(rng.random() < min(p_mal, 0.95))
+    malignant = bool(rng.random() < min(p_malignant_mass(margin, shape), 0.95))
     n_harm = 8
     rough = {"round": 0.03, "oval": 0.05, "lobular": 0.12, "irregular": 0.2}[shape]
     amps = rng.normal(0.0, rough, n_harm) / np.arange(2, 2 + n_harm) ** 0.8
