@@ -201,11 +201,12 @@ def lesion_centre_mm(lesion: Lesion, geom) -> tuple[float, float]:
 
 @dataclass
 class RenderedLesion:
+    """One lesion drawn on a pixel grid (how it changes attenuation: see the generator)."""
+
     path_mm: np.ndarray  # path length of lesion material (mm), full image grid
     mask: np.ndarray  # bool, exact lesion extent on the image grid
     mu_ratio: float  # attenuation of the material relative to glandular tissue
     blur_mm: float  # margin blur (indistinct / obscured margins)
-    replaces_tissue: bool  # masses replace tissue; calcifications add to it
 
 
 def _disk_grid(centre_rc, radius_px, shape):
@@ -267,7 +268,7 @@ def _render_mass(lesion: Lesion, centre_rc, s: float, shape, path, mask) -> Rend
         taper = np.exp(-np.clip(rad - r_theta, 0, None) / (radius * 0.9))
         path[sl] = np.maximum(path[sl], canvas * taper * radius * 0.25)
     blur = {"circumscribed": 0.0, "obscured": 1.0, "microlobulated": 0.2, "indistinct": 1.2}
-    return RenderedLesion(path, mask, p["density_ratio"], blur.get(lesion.subtype, 0.3), True)
+    return RenderedLesion(path, mask, p["density_ratio"], blur.get(lesion.subtype, 0.3))
 
 
 def _render_calcification(lesion: Lesion, centre_rc, s: float, shape, path, mask) -> RenderedLesion:
@@ -321,7 +322,7 @@ def _render_calcification(lesion: Lesion, centre_rc, s: float, shape, path, mask
     grow = max(int(round(1.0 / s)), 1)
     m8 = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     mask = m8.astype(bool)
-    return RenderedLesion(path, mask, p["mu_ratio"], 0.0, False)
+    return RenderedLesion(path, mask, p["mu_ratio"], 0.0)
 
 
 def _render_distortion(lesion: Lesion, centre_rc, s: float, shape, path, mask) -> RenderedLesion:
@@ -350,7 +351,7 @@ def _render_distortion(lesion: Lesion, centre_rc, s: float, shape, path, mask) -
     path[sl] = canvas * 2.0  # strands are thin sheets: ~2 mm along the beam
     rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
     mask[sl] = rad < radius * 0.8
-    return RenderedLesion(path, mask, cal.STRAND_ATTENUATION_RATIO, 0.0, True)
+    return RenderedLesion(path, mask, cal.STRAND_ATTENUATION_RATIO, 0.0)
 
 
 def _render_asymmetry(lesion: Lesion, centre_rc, s: float, shape, path, mask) -> RenderedLesion:
@@ -360,7 +361,7 @@ def _render_asymmetry(lesion: Lesion, centre_rc, s: float, shape, path, mask) ->
     sl, rr, cc = _disk_grid(centre_rc, radius / s, shape)
     rad = np.hypot((rr - centre_rc[0]) * s, (cc - centre_rc[1]) * s)
     mask[sl] = rad < radius
-    return RenderedLesion(path, mask, 1.0, 0.0, True)
+    return RenderedLesion(path, mask, 1.0, 0.0)
 
 
 _RENDERERS = {
