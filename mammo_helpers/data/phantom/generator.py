@@ -28,23 +28,12 @@ from mammo_helpers.vocab import MODALITIES, check_laterality, check_view
 from . import acquisition as acq
 from . import calibration as cal
 from .config import PhantomConfig
-from .density import DENSITY_CLASSES, density_from_pd, percent_density_true
+from .density import percent_density_true
 from .geometry import BreastGeometry, Canvas, GeometryMaps, rasterize, sample_geometry
 from .lesions import Lesion, lesion_centre_mm, render_lesion
-from .patients import PatientSpec, patient_rng, sample_patient
+from .patients import PatientSpec, patient_rng
 from .physics import MU_GLAND, MU_MUSCLE, MU_SKIN, tissue_attenuation
 from .tissue import glandular_maps, to_output_grid
-
-__all__ = [
-    "DENSITY_CLASSES",
-    "PatientSpec",
-    "PhantomConfig",
-    "RenderedImage",
-    "density_from_pd",
-    "lesion_centre_px",
-    "render_view",
-    "sample_patient",
-]
 
 _MODALITY_STREAM = {"DM": 0, "s2D": 1, "DBT": 2}
 

@@ -4,7 +4,7 @@ Everything is in millimetres in a view-independent frame: ``u`` is the distance 
 chest wall towards the nipple and ``v`` the position along the chest wall (negative =
 superior in MLO, medial/lateral in CC). :func:`rasterize` turns a geometry into maps on any
 pixel grid, so one breast can be drawn at 0.1 mm or 0.5 mm. Used by the generator
-(notebook 00) and therefore by every notebook that runs on the synthetic cohort.
+(chapter 00) and therefore by every chapter that runs on the synthetic cohort.
 """
 
 from __future__ import annotations

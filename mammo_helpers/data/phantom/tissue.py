@@ -4,7 +4,7 @@ volume fraction, then projected (DM) or reconstructed as a tomosynthesis slab (D
 The volume is built on a coarse grid (about 0.5 mm in-plane, 1 mm in depth) and its
 projections are brought to the output pixel grid by band-limited (Fourier) interpolation,
 which keeps the power spectrum intact in the 0.2-0.7 mm^-1 band where realism is checked.
-Used by the generator (notebook 00).
+Used by the generator (chapter 00).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small shared helpers of the realism estimators: random streams and input checks."""
+"""Small shared helpers of the realism estimators (chapter 00): random streams and input checks."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Images rendered for the realism checks: which views, lesion-free patients, test masses.
 
 Each check draws its patients from its own block of patient indices (so the checks do not
-share patients with each other or with a cohort of fewer than 10,000 patients).
+share patients with each other or with a cohort of fewer than 10,000 patients). Used by the
+checks of chapter 00.
 """
 
 from __future__ import annotations
