@@ -24,7 +24,6 @@ _SUBMODULES = {
     "paths",
     "plotting",
     "preprocess",
-    "realism",
     "repro",
     "results",
     "run",
