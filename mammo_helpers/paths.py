@@ -103,12 +103,15 @@ def project_path(path: str | os.PathLike) -> Path:
 
 
 def display_path(path: str | os.PathLike) -> str:
-    """``path`` relative to the project root when it lies inside it (for printing)."""
+    """``path`` for printing in the book: relative to the project root when it lies inside
+    it, ``$CACHE_DIR/...`` inside the default cache, else absolute."""
     p = Path(os.fspath(path)).expanduser().absolute()
-    try:
-        return p.relative_to(project_root()).as_posix()
-    except ValueError:
-        return str(p)
+    for base, prefix in ((project_root(), ""), (default_cache_dir().absolute(), "$CACHE_DIR/")):
+        try:
+            return prefix + p.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(p)
 
 
 # --------------------------------------------------------------------------- the cache

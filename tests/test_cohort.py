@@ -323,7 +323,9 @@ def test_an_unwritable_cache_folder_is_named_before_any_work(tmp_path):
 # --------------------------------------------------------------- the settings, once
 def test_cohort_from_parameters_reads_the_chapter_names():
     params = {"N_PATIENTS": 5, "SEED": 2, "RESOLUTION_SCALE": 6.0, "EPOCHS": 3, "SPACING_MM": None}
-    assert cohort_from_parameters(params) == {"n_patients": 5, "seed": 2, "resolution_scale": 6.0}
+    spec = cohort_from_parameters(params)
+    assert spec.source_args == {"n_patients": 5, "seed": 2, "resolution_scale": 6.0}
+    assert spec.config == PhantomConfig(seed=2, resolution_scale=6.0)
     with pytest.raises(KeyError, match="SEED"):
         cohort_from_parameters({"N_PATIENTS": 5})
     with pytest.raises(ValueError, match="N_PATIENTS"):
@@ -369,9 +371,8 @@ def test_make_data_builds_exactly_the_cohort_of_chapter_00(scale, tmp_path, monk
     from mammo_helpers.run import load_scale, plan_runs
 
     (plan,) = plan_runs([REPO / "notebooks" / "00_data_and_preprocessing.ipynb"], load_scale(scale))
-    settings = cohort_from_parameters(plan.effective())
-    n, seed = settings.pop("n_patients"), settings.pop("seed")
-    expected = cohort_folder(n, phantom_config(seed, **settings), tmp_path)
+    spec = cohort_from_parameters(plan.effective())
+    expected = cohort_folder(spec.n_patients, spec.config, tmp_path)
     monkeypatch.setattr(cohort_mod, "build_cohort", _record_folder)
     monkeypatch.setattr(sys, "argv", ["mammo-cohort"])
     _record_folder.seen = None

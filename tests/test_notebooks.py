@@ -230,3 +230,98 @@ def test_smoke_run_wrote_finite_metrics(smoke_run, notebook: Path):
     assert numbers, f"{path} holds no numbers"
     bad = [(where, value) for where, value in numbers if not math.isfinite(value)]
     assert not bad, f"{path}: non-finite values {bad}"
+
+
+# ----------------------------------------------------------------- chapter 00 in particular
+CHAPTER_00 = "00_data_and_preprocessing"
+CHAPTER_00_FIGURES = {
+    "views_by_density.png",
+    "lesions.png",
+    "power_spectrum.png",
+    "percent_density.png",
+    "observer_roc.png",
+    "contrast_noise_sizes.png",
+    "preprocessing.png",
+}
+
+
+def _chapter_metrics(smoke_run, stem: str) -> dict:
+    result = smoke_run.results.get(stem)
+    if result is None or not result.ok:
+        pytest.fail(f"{stem} did not run to the end (see test_smoke_run_succeeded)")
+    return json.loads((Path(result.parameters["OUT_DIR"]) / "metrics.json").read_text())
+
+
+@pytest.mark.notebook
+def test_chapter_00_shows_its_targets_figures_and_provenance(smoke_run):
+    from mammo_helpers.results import load_targets
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_00)
+    rows = {row["target"]: row for row in doc["paper_vs_measured"]}
+    assert set(rows) == {t.name for t in load_targets(CHAPTER_00)}
+    for name in (
+        "beta_dm",
+        "beta_dbt",
+        "density_pearson_r",
+        "observer_auc_mass_dm",
+        "noise_min_r2",
+    ):
+        assert rows[name]["status"] != "not measured", name
+        assert math.isfinite(rows[name]["measured"]), name
+    assert set(doc["figures"]) >= CHAPTER_00_FIGURES
+    out_dir = Path(smoke_run.results[CHAPTER_00].parameters["OUT_DIR"])
+    assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_00_FIGURES)
+    assert (out_dir / "paper_vs_measured.csv").is_file()
+    assert doc["provenance"]["seed"] == doc["seed"] == 0 and doc["provenance"]["packages"]["torch"]
+
+
+@pytest.mark.notebook
+def test_chapter_00_uses_the_cohort_that_make_data_builds(smoke_run):
+    """`make data SCALE=smoke` (mammo-cohort --scale smoke) names the cohort chapter 00 used."""
+    from mammo_helpers.data.cohort import cohort_from_parameters, cohort_key
+    from mammo_helpers.run import load_scale, plan_runs
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_00)
+    (plan,) = plan_runs([REPO / "notebooks" / f"{CHAPTER_00}.ipynb"], load_scale("smoke"))
+    spec = cohort_from_parameters(plan.effective())
+    assert doc["metrics"]["cohort_key"] == cohort_key(spec.n_patients, spec.config)
+    assert doc["metrics"]["n_patients"] == spec.n_patients
+
+
+def _snapshot(root: Path) -> dict:
+    return {
+        p.relative_to(root).as_posix(): (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.notebook
+def test_readme_real_data_example_reads_and_never_writes_the_dataset(smoke_run, tmp_path):
+    """`mammo-run 00 -p DATA_SOURCE vindr -p DATA_DIR /data/vindr` on the VinDr example,
+    with the dataset folder made read-only: the chapter runs and writes nothing there."""
+    import stat
+
+    from mammo_helpers.data.examples import example_dataset
+    from mammo_helpers.run import run_notebook
+
+    data_dir = example_dataset("vindr", tmp_path / "vindr")
+    for path in [data_dir, *data_dir.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _snapshot(data_dir)
+    try:
+        run_notebook(
+            CHAPTER_00,
+            "smoke",
+            executed_dir=tmp_path / "executed",
+            results_dir=tmp_path / "results",
+            quiet=True,
+            DATA_SOURCE="vindr",
+            DATA_DIR=str(data_dir),
+        )
+    finally:
+        assert _snapshot(data_dir) == before
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    doc = json.loads((tmp_path / "results" / CHAPTER_00 / "metrics.json").read_text())
+    assert doc["data_source"] == "vindr"
+    assert doc["metrics"]["n_patients"] == 2  # the example's two VinDr studies

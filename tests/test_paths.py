@@ -74,6 +74,8 @@ def test_project_root_is_found_from_any_working_directory(monkeypatch, tmp_path)
     assert paths.project_path(tmp_path) == tmp_path
     assert paths.display_path(repo / "results" / "x") == "results/x"
     assert paths.display_path(tmp_path / "y") == str(tmp_path / "y")
+    monkeypatch.setenv("MAMMO_DATA_DIR", str(tmp_path / "cache"))
+    assert paths.display_path(tmp_path / "cache" / "phantom-1") == "$CACHE_DIR/phantom-1"
     monkeypatch.setenv("MAMMO_PROJECT_ROOT", str(tmp_path))
     assert paths.project_root() == tmp_path
 

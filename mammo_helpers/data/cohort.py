@@ -96,26 +96,41 @@ def check_n_patients(n_patients: Any, name: str = "n_patients") -> int:
     return int(n_patients)
 
 
-def cohort_from_parameters(params: Mapping[str, Any]) -> dict:
-    """The phantom settings named by a chapter's parameters, as ``load_source`` arguments.
+@dataclass(frozen=True)
+class CohortSpec:
+    """The settings of a phantom cohort as a chapter's parameters name them."""
+
+    n_patients: int
+    seed: int
+    options: dict  # PhantomConfig fields other than the seed
+
+    @property
+    def config(self) -> PhantomConfig:
+        return phantom_config(self.seed, **self.options)
+
+    @property
+    def source_args(self) -> dict:
+        """Keyword arguments of ``load_source("phantom", ...)`` for this cohort."""
+        return {"n_patients": self.n_patients, "seed": self.seed, **self.options}
+
+
+def cohort_from_parameters(params: Mapping[str, Any]) -> CohortSpec:
+    """The phantom settings named by a chapter's parameters.
 
     Reads ``N_PATIENTS`` and ``SEED`` and, where present, the names in
-    :data:`PHANTOM_PARAMETERS` (e.g. ``RESOLUTION_SCALE``); returns
-    ``{"n_patients": ..., "seed": ..., <PhantomConfig field>: ...}``. Chapter 00 passes its
+    :data:`PHANTOM_PARAMETERS` (e.g. ``RESOLUTION_SCALE``). Chapter 00 passes its
     parameters (``globals()``) and ``make data`` passes the values the runner would inject
     into chapter 00 at a scale, so the two always build the same cohort.
     """
     missing = [name for name in ("N_PATIENTS", "SEED") if name not in params]
     if missing:
         raise KeyError(f"cohort_from_parameters: parameter(s) {', '.join(missing)} not given")
-    out = {
-        "n_patients": check_n_patients(params["N_PATIENTS"], "N_PATIENTS"),
-        "seed": params["SEED"],
+    options = {
+        field: params[name]
+        for name, field in PHANTOM_PARAMETERS.items()
+        if name in params and params[name] is not None
     }
-    for name, field in PHANTOM_PARAMETERS.items():
-        if name in params and params[name] is not None:
-            out[field] = params[name]
-    return out
+    return CohortSpec(check_n_patients(params["N_PATIENTS"], "N_PATIENTS"), params["SEED"], options)
 
 
 def phantom_config(seed: Any, **fields: Any) -> PhantomConfig:
@@ -554,11 +569,10 @@ def main(argv: list[str] | None = None) -> int:
             params[name] = getattr(args, option)
     if params["N_PATIENTS"] is None:
         _parser().error("give --scale or --n-patients")
-    settings = cohort_from_parameters(params)
-    n_patients, seed = settings.pop("n_patients"), settings.pop("seed")
+    spec = cohort_from_parameters(params)
     cohort = build_cohort(
-        n_patients,
-        phantom_config(seed, **settings),
+        spec.n_patients,
+        spec.config,
         cache_dir=params.get("CACHE_DIR"),
         workers=args.workers,
         overwrite=args.overwrite,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mammo_helpers.paths import describe_path, existing_dir
+from mammo_helpers.paths import display_path, existing_dir
 
 from .splits import sample_patients
 
@@ -110,4 +110,4 @@ def describe_source(manifest: pd.DataFrame) -> str:
     source = manifest.attrs.get("source", "unknown")
     where = manifest.attrs.get("cohort_root") or manifest.attrs.get("data_dir") or "?"
     n_pat = manifest["patient_id"].nunique()
-    return f"{source}: {len(manifest)} images of {n_pat} patients from {describe_path(where)}"
+    return f"{source}: {len(manifest)} images of {n_pat} patients from {display_path(where)}"

@@ -5,10 +5,13 @@ Modules: :mod:`.config` (PhantomConfig), :mod:`.patients` (sample_patient),
 :mod:`.lesions`, :mod:`.acquisition` (sites and vendor processing), :mod:`.density` (true
 percent density, reader category), :mod:`.physics` (attenuation coefficients),
 :mod:`.calibration` (tuned constants with their targets) and the :mod:`.validation`
-subpackage (realism estimators and checks). Used by chapter 00 and, through the cohort, by
-every chapter.
+subpackage (realism estimators and checks; loaded on first use as ``phantom.validation``).
+Used by chapter 00 and, through the cohort, by every chapter.
 """
 
+import importlib
+
+from . import calibration
 from .acquisition import SITES, SiteProfile
 from .calibration import calibration_table
 from .config import PhantomConfig
@@ -25,9 +28,19 @@ __all__ = [
     "PhantomConfig",
     "RenderedImage",
     "SiteProfile",
+    "calibration",
     "calibration_table",
     "density_from_pd",
     "lesion_centre_px",
     "render_view",
     "sample_patient",
+    "validation",
 ]
+
+
+def __getattr__(name: str):
+    if name == "validation":  # the checks pull in scipy.stats, sklearn: only when used
+        module = importlib.import_module(f"{__name__}.validation")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
