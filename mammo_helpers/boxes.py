@@ -26,6 +26,7 @@ __all__ = [
     "MAX_COORDINATE",
     "BoxTransform",
     "as_boxes",
+    "as_hw",
     "box_area",
     "box_iou",
     "boxes_from_findings",
@@ -44,7 +45,8 @@ BOX_KEYS: tuple[str, ...] = ("xmin", "ymin", "xmax", "ymax")
 MAX_COORDINATE = 65535.0
 
 
-def _as_hw(size_hw, name: str) -> tuple[int, int]:
+def as_hw(size_hw, name: str) -> tuple[int, int]:
+    """``(height, width)`` as positive ints, else ``ValueError`` naming the argument."""
     try:
         h, w = (int(v) for v in size_hw)
     except (TypeError, ValueError) as exc:
@@ -152,7 +154,7 @@ def clip_box(
 
 def clip_boxes(boxes, image_hw) -> tuple[np.ndarray, np.ndarray]:
     """Clip boxes to an image of ``image_hw``; returns ``(boxes, kept indices)``."""
-    h, w = _as_hw(image_hw, "image_hw")
+    h, w = as_hw(image_hw, "image_hw")
     return crop_boxes(boxes, (0, 0, w, h))
 
 
@@ -187,8 +189,8 @@ def flip_boxes(boxes, width: float) -> np.ndarray:
 def resize_boxes(boxes, from_hw, to_hw) -> np.ndarray:
     """Scale boxes from an image of size ``from_hw`` to ``to_hw`` (both (height, width))."""
     b = as_boxes(boxes)
-    fh, fw = _as_hw(from_hw, "from_hw")
-    th, tw = _as_hw(to_hw, "to_hw")
+    fh, fw = as_hw(from_hw, "from_hw")
+    th, tw = as_hw(to_hw, "to_hw")
     return b * np.array([tw / fw, th / fh, tw / fw, th / fh])
 
 
@@ -208,7 +210,7 @@ def crop_around(
     clipped only when it is larger than the image.
     """
     ((x0, y0, x1, y1),) = as_boxes(box)
-    h, w = _as_hw(image_hw, "image_hw")
+    h, w = as_hw(image_hw, "image_hw")
     if not (_is_real(spacing_mm) and math.isfinite(spacing_mm) and spacing_mm > 0):
         raise ValueError(f"spacing_mm must be a finite number > 0, got {spacing_mm!r}")
     if size_mm is not None:

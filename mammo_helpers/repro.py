@@ -118,29 +118,21 @@ def package_versions(packages=PACKAGES) -> dict[str, str]:
     return out
 
 
+def _git(root, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
 def git_commit(root=None) -> str:
     """The project's git commit (``+dirty`` when files differ), or 'unknown' outside git."""
     root = project_root() if root is None else root
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = _git(root, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return f"{head}+dirty" if status else head
+    return f"{head}+dirty" if dirty else head
 
 
 def provenance(*, seed: int | None = None, device=None, started: float | None = None) -> dict:

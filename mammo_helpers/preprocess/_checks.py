@@ -33,16 +33,6 @@ def _as_mask(mask, shape: tuple[int, ...], name: str) -> np.ndarray:
     return m.astype(bool, copy=False)
 
 
-def _as_hw(size_hw, name: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in size_hw)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be (height, width), got {size_hw!r}") from exc
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{name} must be positive (height, width), got {size_hw!r}")
-    return h, w
-
-
 def _finite_positive(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValueError(f"{name} must be a number, got {value!r}")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mammo_helpers.boxes import as_hw
 from mammo_helpers.vocab import check_laterality
 
-from ._checks import _as_hw, _as_image
+from ._checks import _as_image
 
 _INTERPOLATIONS = {
     "area": cv2.INTER_AREA,
@@ -53,7 +54,7 @@ def resize(img, size_hw, *, interpolation: str = "area") -> np.ndarray:
     1); boolean masks are resized as uint8 and thresholded at 0.5.
     """
     arr = _as_image(img, allow_channels=True)
-    h, w = _as_hw(size_hw, "size_hw")
+    h, w = as_hw(size_hw, "size_hw")
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(
             f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}"

@@ -9,7 +9,9 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from ._checks import _as_hw, _as_image, _as_mask, _finite_positive
+from mammo_helpers.boxes import as_hw
+
+from ._checks import _as_image, _as_mask, _finite_positive
 from .breast import otsu_breast_mask
 
 
@@ -60,7 +62,7 @@ def clahe(
     """
     x = _as_image(img01, "img01")
     clip_limit = _finite_positive(clip_limit, "clip_limit")
-    ty, tx = _as_hw(tile_grid, "tile_grid")
+    ty, tx = as_hw(tile_grid, "tile_grid")
     op = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(tx, ty))
     if bits == 8:
         return (op.apply(to_uint8(x)).astype(np.float32) / 255.0).astype(np.float32)

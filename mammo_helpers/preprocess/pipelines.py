@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mammo_helpers.boxes import BoxTransform
+from mammo_helpers.boxes import BoxTransform, as_hw
 from mammo_helpers.vocab import check_laterality
 
-from ._checks import _as_hw, _as_mammogram
+from ._checks import _as_mammogram
 from .breast import breast_box, infer_laterality, otsu_breast_mask
 from .geometry import crop, flip_to_laterality, resize
 from .intensity import clahe_fusion, scale_to_unit
@@ -133,7 +133,7 @@ def pipeline_xai_iou(
     ``breast_mask``, ``cropped``, ``flipped``, ``resized`` (H, W) in [0, 1], ``normalised``
     (H, W, 3) float32 channels-last (transpose to CHW for torch).
     """
-    size_hw = _as_hw(size_hw, "size_hw")
+    size_hw = as_hw(size_hw, "size_hw")
     unit = scale_to_unit(_as_mammogram(img))
     mask = otsu_breast_mask(unit)
     laterality = infer_laterality(unit, mask=mask) if laterality is None else laterality
@@ -179,7 +179,7 @@ def pipeline_domain_shift(
     ``resized`` (H, W) in [0, 1], ``scaled_255`` (H, W) in [0, 255], ``rgb`` (H, W, 3),
     ``centred`` (H, W, 3).
     """
-    size_hw = _as_hw(size_hw, "size_hw")
+    size_hw = as_hw(size_hw, "size_hw")
     unit = scale_to_unit(_as_mammogram(img))
     resized = np.clip(resize(unit, size_hw, interpolation="area"), 0.0, 1.0)
     scaled = (resized * 255.0).astype(np.float32)
