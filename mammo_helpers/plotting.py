@@ -154,9 +154,24 @@ def show_heatmap(
     return artist
 
 
+def _first_complete_study(manifest, by: str, value) -> list:
+    """Rows of the first study of class ``value`` whose image files are all on disk."""
+    import os
+
+    rows = manifest[manifest[by] == value]
+    for _, study in rows.groupby("study_id", sort=False):
+        if all(os.path.isfile(p) for p in study.path):
+            return [rec for _, rec in study.iterrows()]
+    return []
+
+
 def exam_grid(manifest, classes=("A", "B", "C", "D"), *, by: str = "density", figsize=(10, 13)):
     """One exam per class of ``by`` (rows) in the radiologist's hanging order (columns),
-    read from its DICOM files with :func:`mammo_helpers.io.read_dicom` (chapter 00)."""
+    read from its DICOM files with :func:`mammo_helpers.io.read_dicom` (chapter 00).
+
+    The exam shown is the first one of its class whose files are all present (a partly
+    downloaded dataset still gets a figure); a class without one stays empty.
+    """
     import matplotlib.pyplot as plt
 
     from mammo_helpers.io import read_dicom
@@ -166,21 +181,14 @@ def exam_grid(manifest, classes=("A", "B", "C", "D"), *, by: str = "density", fi
         raise ValueError(f"exam_grid: the manifest has no column {by!r}")
     fig, axes = plt.subplots(len(classes), 4, figsize=figsize, squeeze=False)
     for row, value in enumerate(classes):
-        studies = manifest.loc[manifest[by] == value, "study_id"].unique()
-        for col, (lat, view) in enumerate(HANGING_ORDER):
+        views = {(r.laterality, r.view): r for r in _first_complete_study(manifest, by, value)}
+        for col, key in enumerate(HANGING_ORDER):
             ax = axes[row, col]
             ax.set_axis_off()
-            if len(studies) == 0:
+            rec = views.get(key)
+            if rec is None:
                 continue
-            rec = manifest[
-                (manifest.study_id == studies[0])
-                & (manifest.laterality == lat)
-                & (manifest.view == view)
-            ]
-            if rec.empty:
-                continue
-            rec = rec.iloc[0]
-            title = f"{value} · {lat}{view} · {rec.site} {rec.modality}"
+            title = f"{value} · {''.join(key)} · {rec.site} {rec.modality}"
             show_mammogram(ax, read_dicom(rec.path).pixels, rec.findings, title=title)
     fig.tight_layout()
     return fig
