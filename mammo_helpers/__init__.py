@@ -21,6 +21,8 @@ _SUBMODULES = {
     "cache",
     "data",
     "io",
+    "learnability",
+    "metrics",
     "paths",
     "plotting",
     "preprocess",

@@ -1,0 +1,431 @@
+"""How hard is a cohort for a CNN: a small CNN on lesion patches and on whole images.
+
+Chapter 00 runs it on the synthetic cohort before chapters 01-05 train on it: lesion-centred
+vs normal patches cut at a fixed physical size (``size_mm``, resampled to ``px``), and whole
+breasts (cropped to the breast, flipped to the left, resized to ``size_hw``) with or without
+a lesion. Everything is split by patient; AUCs come with patient-bootstrap intervals
+(:mod:`mammo_helpers.metrics`) and per lesion kind (that kind's positives vs all negatives).
+Trained runs are cached in the model cache (:mod:`mammo_helpers.cache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from mammo_helpers import boxes as mhb
+from mammo_helpers import io, metrics
+from mammo_helpers import preprocess as pp
+
+__all__ = [
+    "Labels",
+    "Samples",
+    "image_labels",
+    "image_scores",
+    "Trained",
+    "evaluate",
+    "learning_curve",
+    "lesion_patches",
+    "predict",
+    "small_cnn",
+    "train_cached",
+    "train_cnn",
+    "whole_images",
+]
+
+NORMAL = "normal"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Per sample: ``y`` (1 = lesion), the lesion ``kind`` (``'normal'`` for negatives) and
+    the ``patient_id`` (what the bootstrap resamples)."""
+
+    y: np.ndarray
+    kind: np.ndarray
+    patient_id: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Samples(Labels):
+    """Labels with their images ``x`` (N, H, W) float32 in [0, 1]."""
+
+    x: np.ndarray = None
+
+    def take(self, rows) -> Samples:
+        """The samples at ``rows`` (a boolean mask or integer index)."""
+        return Samples(self.y[rows], self.kind[rows], self.patient_id[rows], self.x[rows])
+
+    def of_patients(self, patients) -> Samples:
+        """The samples of the given patients."""
+        return self.take(np.isin(self.patient_id, np.asarray(list(patients), dtype=object)))
+
+    def resized(self, size_hw) -> Samples:
+        """The same samples with every image resized (area interpolation) to ``size_hw``."""
+        x = np.stack([pp.resize(img, size_hw) for img in self.x]).astype(np.float32)
+        return Samples(self.y, self.kind, self.patient_id, x)
+
+
+def image_labels(manifest: pd.DataFrame) -> Labels:
+    """One label per image: 1 if it has a finding, ``kind`` = its first finding's label."""
+    findings = manifest["findings"].tolist()
+    return Labels(
+        np.array([int(len(f) > 0) for f in findings], dtype=np.int64),
+        np.array([f[0]["label"] if f else NORMAL for f in findings], dtype=object),
+        manifest["patient_id"].astype(str).to_numpy(dtype=object),
+    )
+
+
+def _breast(row) -> tuple[np.ndarray, np.ndarray]:
+    """The stored image as [0, 1] (breast 0.5-99.5 percentiles) and its breast mask."""
+    img = io.read_dicom(row.path).pixels
+    mask = pp.otsu_breast_mask(img)
+    return pp.scale_to_unit(img, mask=mask, low_pct=0.5, high_pct=99.5), mask
+
+
+def _spacing(row) -> float:
+    spacing = float(row.pixel_spacing_mm)
+    if not (math.isfinite(spacing) and spacing > 0):
+        raise ValueError(f"image {row.image_id!r} has no pixel spacing: patches need mm")
+    return spacing
+
+
+def _patch(img, centre_xy, side: int, px: int) -> np.ndarray:
+    """A ``side``-pixel square around ``centre_xy`` (moved inside the image), resized to px."""
+    cx, cy = centre_xy
+    box = mhb.crop_around((cx, cy, cx, cy), img.shape, 1.0, size_mm=side)
+    return pp.resize(pp.crop(img, box), (px, px))
+
+
+def _normal_centres(mask, n: int, margin_px: float, rng) -> list[tuple[float, float]]:
+    """``n`` random pixel centres at least ``margin_px`` inside the breast mask."""
+    inside = ndimage.distance_transform_edt(mask) >= margin_px
+    ys, xs = np.nonzero(inside if inside.any() else mask)
+    pick = rng.choice(len(ys), size=n, replace=len(ys) < n)
+    return [(float(xs[i]), float(ys[i])) for i in pick]
+
+
+def _lesion_centres(findings, crops: int, jitter_px: float, rng) -> list:
+    """``(label, (x, y))`` per crop: each box centre, then ``crops - 1`` shifted copies."""
+    out = []
+    for f in findings:
+        cx, cy = (f["xmin"] + f["xmax"]) / 2, (f["ymin"] + f["ymax"]) / 2
+        out.append((f["label"], (cx, cy)))
+        for dx, dy in rng.uniform(-jitter_px, jitter_px, (crops - 1, 2)):
+            out.append((f["label"], (cx + dx, cy + dy)))
+    return out
+
+
+def lesion_patches(
+    manifest: pd.DataFrame,
+    *,
+    size_mm: float = 20.0,
+    px: int = 64,
+    normals_per_image: int = 1,
+    crops_per_lesion: int = 1,
+    jitter_mm: float = 0.0,
+    margin_mm: float = 3.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> Samples:
+    """``crops_per_lesion`` patches of ``size_mm`` (resampled to ``px``) around every
+    finding, the first centred and the others shifted by up to ``jitter_mm`` in x and y (for
+    training), and ``normals_per_image`` patches at random places in the breast of every image
+    without a finding (at least ``margin_mm`` from the skin line). Chapter 00."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    out = {"x": [], "y": [], "kind": [], "patient_id": []}
+    rows = list(manifest.itertuples(index=False))
+    for row in tqdm(rows, desc="patches", disable=not progress):
+        img, mask = _breast(row)
+        spacing = _spacing(row)
+        side = max(int(round(size_mm / spacing)), 2)
+        found = _lesion_centres(row.findings, crops_per_lesion, jitter_mm / spacing, rng)
+        if not found:
+            margin = margin_mm / spacing
+            found = [(NORMAL, c) for c in _normal_centres(mask, normals_per_image, margin, rng)]
+        for kind, centre in found:
+            out["x"].append(_patch(img, centre, side, px))
+            out["y"].append(int(kind != NORMAL))
+            out["kind"].append(kind)
+            out["patient_id"].append(str(row.patient_id))
+    return _samples(out)
+
+
+def whole_images(manifest: pd.DataFrame, *, size_hw=(256, 208), progress: bool = False) -> Samples:
+    """Each image cropped to the breast, flipped to the left, resized to ``size_hw``
+    (height, width); label 1 when it has a finding (``kind`` = its first finding). Chapter 00."""
+    from tqdm.auto import tqdm
+
+    size_hw = mhb.as_hw(size_hw, "size_hw")
+    images = []
+    for row in tqdm(list(manifest.itertuples(index=False)), desc="images", disable=not progress):
+        img, mask = _breast(row)
+        img, _ = pp.flip_to_laterality(pp.crop(img, pp.breast_box(img, mask=mask)), row.laterality)
+        images.append(pp.resize(img, size_hw))
+    if not images:
+        raise ValueError("no samples: the manifest has no images")
+    labels = image_labels(manifest)
+    return Samples(labels.y, labels.kind, labels.patient_id, np.stack(images).astype(np.float32))
+
+
+def _samples(out: dict) -> Samples:
+    if not out["y"]:
+        raise ValueError("no samples: the manifest has no images")
+    return Samples(
+        np.asarray(out["y"], dtype=np.int64),
+        np.asarray(out["kind"], dtype=object),
+        np.asarray(out["patient_id"], dtype=object),
+        np.stack(out["x"]).astype(np.float32),
+    )
+
+
+# --------------------------------------------------------------------------- the model
+def small_cnn(width: int = 16, blocks: int = 4):
+    """``blocks`` x (3x3 conv, batch norm, ReLU, 2x2 max-pool), channels doubling from
+    ``width``; global average pooling and one logit. About 0.1 M weights at width 16."""
+    from torch import nn
+
+    layers, c_in = [], 1
+    for i in range(blocks):
+        c_out = width * 2**i
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+        layers += [nn.ReLU(), nn.MaxPool2d(2)]
+        c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in, 1)]
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained CNN's weights, its per-epoch training loss and the settings it used."""
+
+    state: dict
+    loss: list[float]
+    settings: dict
+
+    def model(self):
+        net = small_cnn(self.settings["width"], self.settings["blocks"])
+        net.load_state_dict(self.state)
+        return net.eval()
+
+
+def _augment(xb, square: bool, gen):
+    """Random flips (and 90-degree turns for square patches) of a batch (B, 1, H, W)."""
+    import torch
+
+    flips = torch.rand(3, generator=gen)
+    if flips[0] < 0.5:
+        xb = xb.flip(-1) if square else xb
+    if flips[1] < 0.5:
+        xb = xb.flip(-2)
+    if square and flips[2] < 0.5:
+        xb = xb.transpose(-1, -2)
+    return xb
+
+
+def train_cnn(
+    samples: Samples,
+    *,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    width: int = 16,
+    blocks: int = 4,
+    seed: int = 0,
+    progress: bool = False,
+) -> Trained:
+    """Adam + BCE (positives weighted by the class ratio) with random flips, cosine
+    learning rate; returns the weights and the loss per epoch. Chapter 00."""
+    import torch
+    from tqdm.auto import trange
+
+    if len(set(samples.y.tolist())) < 2:
+        raise ValueError("train_cnn needs lesion and normal samples in the training set")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = small_cnn(width, blocks)
+    x = torch.from_numpy(samples.x).unsqueeze(1)
+    y = torch.from_numpy(samples.y).float()
+    pos_weight = torch.tensor((y == 0).sum().item() / max((y == 1).sum().item(), 1))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    square, history = x.shape[-1] == x.shape[-2], []
+    for _ in trange(epochs, desc="epochs", disable=not progress):
+        net.train()
+        total = 0.0
+        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+            opt.zero_grad()
+            loss = loss_fn(net(_augment(x[idx], square, gen)).squeeze(1), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        history.append(total / len(y))
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "width": width}
+    settings |= {"blocks": blocks, "seed": seed, "px": int(x.shape[-1])}
+    return Trained(net.state_dict(), history, settings)
+
+
+def predict(trained: Trained, samples: Samples, batch_size: int = 256) -> np.ndarray:
+    """Lesion scores (logits averaged over the flips seen in training)."""
+    import torch
+
+    net = trained.model()
+    x = torch.from_numpy(samples.x).unsqueeze(1)
+    square = x.shape[-1] == x.shape[-2]
+    views = [lambda t: t, lambda t: t.flip(-2)]
+    if square:
+        views += [lambda t: t.flip(-1), lambda t: t.transpose(-1, -2)]
+    with torch.no_grad():
+        scores = [torch.cat([net(v(xb)).squeeze(1) for xb in x.split(batch_size)]) for v in views]
+    return torch.stack(scores).mean(0).numpy()
+
+
+def _logits(trained: Trained, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The CNN's logit for each window (N, px, px), no test-time flips."""
+    import torch
+
+    net = trained.model()
+    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).unsqueeze(1)
+    with torch.no_grad():
+        return torch.cat([net(xb).squeeze(1) for xb in x.split(batch_size)]).numpy()
+
+
+def score_map(trained: Trained, img: np.ndarray, stride: int, mask=None) -> np.ndarray:
+    """The patch CNN slid over a whole image already at the patches' mm per pixel: the
+    logit of the window starting every ``stride`` pixels, NaN where the window's centre is
+    outside ``mask`` (the breast; skipped, not computed). Chapter 00."""
+    px = trained.settings["px"]
+    if img.shape[0] < px or img.shape[1] < px:
+        img = np.pad(img, ((0, max(px - img.shape[0], 0)), (0, max(px - img.shape[1], 0))))
+    windows = np.lib.stride_tricks.sliding_window_view(img, (px, px))[::stride, ::stride]
+    keep = np.ones(windows.shape[:2], dtype=bool)
+    if mask is not None:
+        rows = np.minimum(np.arange(keep.shape[0]) * stride + px // 2, mask.shape[0] - 1)
+        cols = np.minimum(np.arange(keep.shape[1]) * stride + px // 2, mask.shape[1] - 1)
+        keep = mask[np.ix_(rows, cols)]
+    out = np.full(keep.shape, np.nan, dtype=np.float32)
+    if keep.any():
+        out[keep] = _logits(trained, windows[keep])
+    return out
+
+
+def image_scores(
+    trained: Trained,
+    manifest: pd.DataFrame,
+    *,
+    size_mm: float,
+    stride_frac: float = 0.5,
+    progress: bool = False,
+) -> np.ndarray:
+    """Whole-image lesion scores from the patch CNN: each image resampled to the patches'
+    mm per pixel, the CNN slid over the breast (stride = ``stride_frac`` of a patch), the
+    score = the highest window. Chapter 00."""
+    from tqdm.auto import tqdm
+
+    px = trained.settings["px"]
+    stride = max(int(round(px * stride_frac)), 1)
+    scores = []
+    for row in tqdm(list(manifest.itertuples(index=False)), desc="images", disable=not progress):
+        img, mask = _breast(row)
+        zoom = _spacing(row) * px / size_mm  # stored px -> patch px
+        hw = (max(int(round(img.shape[0] * zoom)), 1), max(int(round(img.shape[1] * zoom)), 1))
+        small_mask = pp.resize(mask.astype(np.float32), hw) > 0.5
+        scores.append(float(np.nanmax(score_map(trained, pp.resize(img, hw), stride, small_mask))))
+    return np.asarray(scores)
+
+
+def evaluate(scores, samples: Labels, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """AUC with a patient-bootstrap 95 % interval, overall and per lesion kind (that kind's
+    positives vs every negative); one row per group with its sample counts."""
+    scores = np.asarray(scores, dtype=float)
+    rows = []
+    kinds = ["all"] + sorted(set(samples.kind[samples.y == 1].tolist()))
+    for kind in kinds:
+        keep = (samples.y == 0) | ((samples.kind == kind) if kind != "all" else True)
+        est = metrics.auc_ci(
+            samples.y[keep], scores[keep], samples.patient_id[keep], n_boot=n_boot, seed=seed
+        )
+        rows.append(
+            {
+                "kind": kind,
+                "auc": est.value,
+                "low": est.low,
+                "high": est.high,
+                "positives": int(samples.y[keep].sum()),
+                "negatives": int((samples.y == 0).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _fingerprint(samples: Samples) -> str:
+    """A digest of the samples' pixels, labels and patients (the cache key of a run)."""
+    h = hashlib.sha256(np.ascontiguousarray(samples.x).tobytes())
+    for part in (samples.y, samples.kind, samples.patient_id):
+        h.update("|".join(map(str, part.tolist())).encode())
+    return h.hexdigest()[:16]
+
+
+def train_cached(
+    samples: Samples, *, cache_dir=None, name: str = "learnability", **train_kwargs
+) -> tuple[Trained, bool]:
+    """``train_cnn`` through the model cache, keyed by the samples' content, the settings
+    and this module's code; ``(trained, hit)``. Chapter 00."""
+    from mammo_helpers.cache import ModelCache
+
+    settings = {"data": _fingerprint(samples), **train_kwargs}
+
+    def train() -> dict:
+        run = train_cnn(samples, **train_kwargs)
+        return {"state": run.state, "loss": run.loss, "settings": run.settings}
+
+    code = [small_cnn, train_cnn, _augment]
+    obj, hit = ModelCache(cache_dir).get_or_train(name, settings, train, code=code)
+    return Trained(obj["state"], list(obj["loss"]), dict(obj["settings"])), hit
+
+
+def learning_curve(
+    train: Samples,
+    test: Samples,
+    patients: list[int],
+    *,
+    seed: int = 0,
+    cache_dir=None,
+    n_boot: int = 1000,
+    **train_kwargs,
+) -> pd.DataFrame:
+    """Test AUC (patient-bootstrap interval) after training on the first ``n`` patients of
+    one random order of the training patients, for each ``n`` in ``patients``."""
+    order = np.random.default_rng(seed).permutation(sorted(set(train.patient_id.tolist())))
+    rows = []
+    for n in patients:
+        if not 0 < n <= len(order):
+            raise ValueError(
+                f"learning_curve: {n} patients asked, the training set has {len(order)}"
+            )
+        subset = train.of_patients(order[:n])
+        run, _ = train_cached(subset, cache_dir=cache_dir, seed=seed, **train_kwargs)
+        est = metrics.auc_ci(test.y, predict(run, test), test.patient_id, n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "patients": n,
+                "samples": len(subset),
+                "lesions": int(subset.y.sum()),
+                "auc": est.value,
+                "low": est.low,
+                "high": est.high,
+            }
+        )
+    return pd.DataFrame(rows)

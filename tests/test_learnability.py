@@ -1,0 +1,222 @@
+"""mammo_helpers.learnability: patches land on the lesion, the CNN learns a learnable task
+and not a shuffled one, per-kind AUCs match scikit-learn, runs are cached and repeatable."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import mammo_helpers as mh
+
+lb = mh.learnability
+
+
+def _blob_samples(n=240, px=24, seed=0, signal=0.3):
+    """Noise patches; positives carry a faint disc at a random place near the centre."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.5, 0.1, (n, px, px)).astype(np.float32)
+    y = np.arange(n) % 2
+    yy, xx = np.mgrid[:px, :px]
+    for i in np.flatnonzero(y):
+        cy, cx = rng.integers(px // 3, 2 * px // 3, 2)
+        x[i][(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] += signal
+    kind = np.where(y == 1, np.where(np.arange(n) % 4 == 1, "mass", "calcification"), "normal")
+    return lb.Samples(
+        y, kind.astype(object), np.array([f"p{i // 4}" for i in range(n)], dtype=object), x
+    )
+
+
+def _split(s):
+    test = np.isin(s.patient_id, [f"p{i}" for i in range(0, 60, 4)])
+    return s.take(~test), s.take(test)
+
+
+def test_cnn_learns_a_visible_lesion_and_not_shuffled_labels():
+    train, test = _split(_blob_samples())
+    run = lb.train_cnn(train, epochs=6, width=8, blocks=3, batch_size=32)
+    assert roc_auc_score(test.y, lb.predict(run, test)) > 0.95
+    shuffled = lb.Samples(
+        np.random.default_rng(0).permutation(train.y), train.kind, train.patient_id, train.x
+    )
+    chance = roc_auc_score(
+        test.y, lb.predict(lb.train_cnn(shuffled, epochs=6, width=8, blocks=3), test)
+    )
+    assert 0.25 < chance < 0.75
+    assert len(run.loss) == 6 and run.loss[-1] < run.loss[0]
+
+
+def test_score_map_is_the_cnn_on_each_window_inside_the_mask():
+    run = lb.train_cnn(_blob_samples(64, px=32), epochs=1, width=4, blocks=3)
+    img = np.random.default_rng(2).random((96, 80)).astype(np.float32)
+    mask = np.zeros(img.shape, bool)
+    mask[:, :40] = True  # window centres at x = 16 + 8j: j = 0, 1, 2 inside
+    dense = lb.score_map(run, img, 8, mask)
+    assert dense.shape == ((96 - 32) // 8 + 1, (80 - 32) // 8 + 1)
+    assert np.isfinite(dense[:, :3]).all() and np.isnan(dense[:, 3:]).all()
+    net = run.model()
+    for i, j in [(0, 0), (2, 1), (dense.shape[0] - 1, 2)]:
+        window = torch.from_numpy(img[None, None, 8 * i : 8 * i + 32, 8 * j : 8 * j + 32].copy())
+        with torch.no_grad():
+            assert dense[i, j] == pytest.approx(net(window).item(), abs=1e-5)
+
+
+def _lesion_image(seed, at=(95, 95), side=6):
+    img = _breast_image(noise=100, seed=seed)
+    (y, x) = at
+    img[y : y + side, x : x + side] += 600  # a 3 mm square at 0.5 mm
+    box = {"xmin": float(x), "ymin": float(y), "xmax": float(x + side), "ymax": float(y + side)}
+    return img, [{"label": "mass", **box, "malignant": True}]
+
+
+def test_patches_train_a_cnn_whose_sliding_score_finds_the_lesion_image(tmp_path):
+    """End to end on DICOM files: patches from 16 images train the CNN; slid over two new
+    images, it scores the one with a lesion higher, wherever the lesion is."""
+    rng = np.random.default_rng(0)
+    images, findings = [], []
+    for seed in range(16):
+        if seed % 2:
+            img, found = _lesion_image(seed, at=tuple(rng.integers(40, 150, 2)))
+        else:
+            img, found = _breast_image(noise=100, seed=seed), []
+        images.append(img)
+        findings.append(found)
+    train = lb.lesion_patches(
+        _manifest(tmp_path / "train", images, findings),
+        size_mm=8,
+        px=16,
+        normals_per_image=8,
+        crops_per_lesion=8,
+        jitter_mm=1.5,
+    )
+    run = lb.train_cnn(train, epochs=15, width=8, blocks=2, batch_size=16)
+    img, found = _lesion_image(99, at=(150, 60))
+    test = _manifest(tmp_path / "test", [img, _breast_image(noise=100, seed=98)], [found, []])
+    scores = lb.image_scores(run, test, size_mm=8)
+    assert scores.shape == (2,) and scores[0] > scores[1]
+    assert lb.image_labels(test).y.tolist() == [1, 0]
+
+
+def test_same_seed_same_weights():
+    s = _blob_samples(64)
+    a, b = (lb.train_cnn(s, epochs=1, width=4, blocks=2, seed=3) for _ in range(2))
+    assert all(np.array_equal(a.state[k], b.state[k]) for k in a.state)
+
+
+def test_evaluate_per_kind_matches_sklearn():
+    s = _blob_samples(80)
+    scores = np.random.default_rng(1).normal(size=len(s)) + s.y
+    table = lb.evaluate(scores, s, n_boot=50).set_index("kind")
+    assert list(table.index) == ["all", "calcification", "mass"]
+    for kind in ("mass", "calcification"):
+        keep = (s.y == 0) | (s.kind == kind)
+        assert table.loc[kind, "auc"] == pytest.approx(roc_auc_score(s.y[keep], scores[keep]))
+        assert table.loc[kind, "positives"] == 20 and table.loc[kind, "negatives"] == 40
+    assert table.loc["all", "auc"] == pytest.approx(roc_auc_score(s.y, scores))
+
+
+def test_train_cached_hits_on_same_data_and_misses_on_other(tmp_path):
+    s = _blob_samples(48)
+    kw = {"epochs": 1, "width": 4, "blocks": 2}
+    first, hit1 = lb.train_cached(s, cache_dir=tmp_path, **kw)
+    again, hit2 = lb.train_cached(s, cache_dir=tmp_path, **kw)
+    other, hit3 = lb.train_cached(s.take(np.arange(40)), cache_dir=tmp_path, **kw)
+    assert (hit1, hit2, hit3) == (False, True, False)
+    assert again.loss == first.loss and again.settings == first.settings
+
+
+def test_learning_curve_nests_patients_and_refuses_too_many(tmp_path):
+    train, test = _split(_blob_samples())
+    curve = lb.learning_curve(
+        train, test, [5, 20], cache_dir=tmp_path, epochs=2, width=4, blocks=2, n_boot=20
+    )
+    assert curve.patients.tolist() == [5, 20] and curve.samples.tolist() == [20, 80]
+    assert curve.auc.between(0, 1).all()
+    with pytest.raises(ValueError, match="99 patients asked, the training set has 45"):
+        lb.learning_curve(train, test, [99], cache_dir=tmp_path, epochs=1)
+
+
+def _manifest(tmp_path, pixels, findings, spacing=0.5):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    paths, rows = [], []
+    for i, (img, found) in enumerate(zip(pixels, findings, strict=True)):
+        path = mh.io.write_dicom(
+            tmp_path / f"{i}.dcm",
+            img,
+            pixel_spacing_mm=spacing,
+            laterality="R",
+            view="CC",
+            patient_id=f"p{i}",
+            study_id=f"s{i}",
+            image_id=f"i{i}",
+        )
+        rows.append(
+            mh.data.manifest.manifest_row(
+                patient_id=f"p{i}",
+                study_id=f"s{i}",
+                image_id=f"i{i}",
+                path=path,
+                laterality="R",
+                view="CC",
+                site="x",
+                pixel_spacing_mm=spacing,
+                findings=found,
+            )
+        )
+        paths.append(path)
+    return pd.DataFrame(rows)
+
+
+def _breast_image(h=200, w=160, noise=0.0, seed=0):
+    img = np.zeros((h, w), np.uint16)
+    tissue = np.random.default_rng(seed).normal(1000, noise, (160, 120))
+    img[20:180, 40:160] = tissue.clip(500, 1500)  # a right breast against the chest wall
+    return img
+
+
+def test_patches_are_centred_on_the_finding_at_the_physical_size(tmp_path):
+    img = _breast_image()
+    img[95:105, 95:105] = 4000  # the lesion, 5 mm at 0.5 mm
+    finding = {
+        "label": "mass",
+        "xmin": 95.0,
+        "ymin": 95.0,
+        "xmax": 105.0,
+        "ymax": 105.0,
+        "malignant": True,
+    }
+    df = _manifest(tmp_path, [img, _breast_image()], [[finding], []])
+    s = lb.lesion_patches(df, size_mm=20, px=16, normals_per_image=3, margin_mm=5)
+    assert s.y.tolist() == [1, 0, 0, 0] and s.kind.tolist() == ["mass"] + ["normal"] * 3
+    assert s.x.shape == (4, 16, 16) and s.patient_id.tolist() == ["p0"] + ["p1"] * 3
+    lesion = s.x[0]  # 40 px field -> lesion spans 4 of 16 px, in the middle
+    assert lesion[6:10, 6:10].min() == pytest.approx(1.0) and lesion[:4].max() < 1.0
+    assert (s.x[1:] < 1.0).all()  # normal patches: breast only, no lesion
+
+
+def test_whole_images_flip_to_the_left_and_label_by_finding(tmp_path):
+    img = _breast_image()
+    img[30:40, 140:150] = 4000  # near the right edge of a right breast
+    finding = {
+        "label": "calcification",
+        "xmin": 140.0,
+        "ymin": 30.0,
+        "xmax": 150.0,
+        "ymax": 40.0,
+        "malignant": None,
+    }
+    df = _manifest(tmp_path, [img, _breast_image()], [[finding], []])
+    s = lb.whole_images(df, size_hw=(32, 24))
+    assert s.x.shape == (2, 32, 24) and s.y.tolist() == [1, 0]
+    assert s.kind.tolist() == ["calcification", "normal"]
+    bright = np.unravel_index(np.argmax(s.x[0]), s.x[0].shape)
+    assert bright[1] < 12  # mirrored: the lesion is now on the left half
+
+
+def test_samples_need_spacing_and_classes(tmp_path):
+    df = _manifest(tmp_path, [_breast_image()], [[]])
+    df["pixel_spacing_mm"] = np.nan
+    with pytest.raises(ValueError, match="'i0' has no pixel spacing"):
+        lb.lesion_patches(df)
+    with pytest.raises(ValueError, match="lesion and normal"):
+        lb.train_cnn(_blob_samples(8).take(np.array([0, 2, 4])), epochs=1)
