@@ -16,8 +16,9 @@ MATHJAX_DIR := book/_static/mathjax
 MATHJAX_JS := $(MATHJAX_DIR)/tex-mml-chtml.js
 ENV_STAMP := $(VENV)/.mammo-env-installed
 PYTEST_ARGS ?=
+MUTATE ?= boxes splits manifest
 
-.PHONY: help env hooks mathjax data notebooks html book test lint lab bench clean clean-data
+.PHONY: help env hooks mathjax data notebooks html book test lint lab bench mutation clean clean-data
 # `book` relies on its prerequisites running in order (data, notebooks, then html).
 .NOTPARALLEL:
 
@@ -27,6 +28,7 @@ help:
 	@echo "make lab    - open JupyterLab on notebooks/"
 	@echo "make hooks  - install the pre-commit hooks (ruff, ruff format, nbstripout)"
 	@echo "make bench  - adapter speed on tables of the real datasets' size (not in CI)"
+	@echo "make mutation - mutation testing (mutmut) of MUTATE=\"$(MUTATE)\" (not in CI; slow)"
 	@echo "make clean  - remove build products (book/_build, book/executed, results, build)"
 	@echo "make clean-data - remove the cached synthetic cohorts"
 
@@ -83,6 +85,10 @@ test: env mathjax
 
 bench: env
 	$(PY) tests/bench_adapters.py --legacy
+
+# ---- mutation testing: each target in a scratch copy under build/mutation (tools/mutation.py)
+mutation: env
+	$(PY) tools/mutation.py $(MUTATE)
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks
