@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from conftest import REPO, committed_notebooks
 
@@ -242,6 +243,7 @@ CHAPTER_00_FIGURES = {
     "observer_roc.png",
     "contrast_noise_sizes.png",
     "preprocessing.png",
+    "learnability.png",
 }
 
 
@@ -265,6 +267,8 @@ def test_chapter_00_shows_its_targets_figures_and_provenance(smoke_run):
         "density_pearson_r",
         "observer_auc_mass_dm",
         "noise_min_r2",
+        "learnability_patch_auc",
+        "learnability_image_auc",
     ):
         assert rows[name]["status"] != "not measured", name
         assert math.isfinite(rows[name]["measured"]), name
@@ -272,6 +276,9 @@ def test_chapter_00_shows_its_targets_figures_and_provenance(smoke_run):
     out_dir = Path(smoke_run.results[CHAPTER_00].parameters["OUT_DIR"])
     assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_00_FIGURES)
     assert (out_dir / "paper_vs_measured.csv").is_file()
+    learn = pd.read_csv(out_dir / "learnability.csv")
+    assert learn.model.nunique() == 3 and set(learn.kind) >= {"all"}
+    assert learn.auc.between(0, 1).all() and (learn.positives > 0).all()
     assert doc["provenance"]["seed"] == doc["seed"] == 0 and doc["provenance"]["packages"]["torch"]
 
 
