@@ -88,3 +88,31 @@ def test_bootstrap_refuses_bad_settings(kw, match):
 def test_groups_must_align():
     with pytest.raises(ValueError, match="one entry per sample"):
         metrics.auc_ci([0, 1, 1], [0.1, 0.2, 0.3], ["a", "b"])
+
+
+def test_bootstrap_replays_by_hand():
+    """Same draws as a by-hand bootstrap (rows resampled with numpy's generator, sklearn's
+    AUC, one-class resamples skipped): identical interval, level and skip count."""
+    y, s = _data(12, seed=4)
+    est = metrics.auc_ci(y, s, n_boot=300, level=0.8, seed=5)
+    rng = np.random.default_rng(5)
+    values, skipped = [], 0
+    for _ in range(300):
+        pick = rng.integers(0, 12, 12)
+        if len(set(y[pick])) < 2:
+            skipped += 1
+            continue
+        values.append(roc_auc_score(y[pick], s[pick]))
+    assert (est.low, est.high) == pytest.approx(tuple(np.quantile(values, [0.1, 0.9])), abs=1e-12)
+    assert (est.level, est.n_boot, est.skipped) == (0.8, 300, skipped)
+
+
+def test_bootstrap_with_every_resample_undefined_keeps_the_value():
+    y, s = [0, 1], [0.2, 0.7]
+    seed = next(k for k in range(100) if metrics.auc_ci(y, s, n_boot=1, seed=k).skipped == 1)
+    est = metrics.auc_ci(y, s, n_boot=1, seed=seed)
+    assert est.value == 1.0 and np.isnan(est.low) and np.isnan(est.high) and est.skipped == 1
+
+
+def test_auc_with_a_single_positive():
+    assert metrics.roc_auc([0, 0, 1], [0.1, 0.3, 0.2]) == 0.5

@@ -60,12 +60,13 @@ def _config(paths: list[str], tests: list[str]) -> str:
     test_files = sorted({str(p.relative_to(ROOT)) for t in tests for p in ROOT.glob(t)})
     if not test_files:
         raise SystemExit(f"no test file matches {tests}")
+    only = [p + "*" if p.endswith("/") else p for p in paths]
     return (
         "\n[tool.mutmut]\n"
-        f"paths_to_mutate = {toml_list(paths)}\n"
-        'source_paths = ["."]\n'
-        f"tests_dir = {toml_list(test_files)}\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]\n'
+        'source_paths = ["mammo_helpers"]\n'
+        f"only_mutate = {toml_list(only)}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(test_files)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
     )
 
 
