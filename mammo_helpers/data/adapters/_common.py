@@ -286,6 +286,39 @@ def first_kept(ids: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos == per_row, pos > per_row
 
 
+def file_check(checks: list, has_ids: np.ndarray, paths: np.ndarray) -> None:
+    """Append the "image file not found" check, looking on disk only for rows that have their
+    ids and pass the earlier checks (VinDr-Mammo, RSNA)."""
+    reachable = has_ids & pd.isna(first_failure(checks, len(has_ids)))
+    found = np.ones(len(has_ids), dtype=bool)
+    found[reachable] = [os.path.isfile(p) for p in paths[reachable]]
+    checks.append((found, "image file not found"))
+
+
+def keep_unique(
+    report, rows, image_id: pd.Series, has_ids, reason, *, missing: str, source_file: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, ids)``: the rows that pass and are the first of their image_id; the others are
+    dropped on ``report`` (``missing`` for rows without ids, else their reason or
+    "duplicate image_id") (VinDr-Mammo, RSNA)."""
+    kept, duplicate = first_kept(image_id, has_ids & pd.isna(reason))
+    ids = objects(image_id)
+    lacking = ~has_ids
+    report.drop_many(
+        rows[lacking], missing, level="row", source_file=source_file, image_ids=ids[lacking]
+    )
+    reason[duplicate] = "duplicate image_id"
+    dropped = has_ids & ~kept
+    report.drop_many(
+        rows[dropped],
+        reason[dropped],
+        level="image",
+        source_file=source_file,
+        image_ids=ids[dropped],
+    )
+    return kept, ids
+
+
 def view_checks(
     laterality: pd.Series, view: pd.Series, views: tuple[str, ...]
 ) -> list[tuple[np.ndarray, np.ndarray]]:

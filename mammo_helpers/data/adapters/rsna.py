@@ -28,17 +28,17 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 
 from mammo_helpers.data.adapters._common import (
     LoadReport,
     as_root,
     codes,
+    file_check,
     first_failure,
-    first_kept,
     float_values,
     int_values,
     joined_paths,
+    keep_unique,
     manifest_rows,
     numbers,
     objects,
@@ -93,28 +93,16 @@ def load_rsna(
     paths = joined_paths(root / "train_images", patient_id, image_id + ".dcm")
     checks = view_checks(laterality, view, views)
     if require_files:
-        reachable = has_ids & pd.isna(first_failure(checks, len(rows)))
-        found = np.ones(len(rows), dtype=bool)
-        found[reachable] = [os.path.isfile(p) for p in paths[reachable]]
-        checks.append((found, "image file not found"))
+        file_check(checks, has_ids, paths)
     reason = first_failure(checks, len(rows))
-    kept, duplicate = first_kept(image_id, has_ids & pd.isna(reason))
-    ids = objects(image_id)
-    report.drop_many(
-        rows[~has_ids],
-        "missing patient_id or image_id",
-        level="row",
+    kept, ids = keep_unique(
+        report,
+        rows,
+        image_id,
+        has_ids,
+        reason,
+        missing="missing patient_id or image_id",
         source_file=TRAIN_CSV,
-        image_ids=ids[~has_ids],
-    )
-    reason[duplicate] = "duplicate image_id"
-    dropped = has_ids & ~kept
-    report.drop_many(
-        rows[dropped],
-        reason[dropped],
-        level="image",
-        source_file=TRAIN_CSV,
-        image_ids=ids[dropped],
     )
 
     def checked(column, values_bad, rule):

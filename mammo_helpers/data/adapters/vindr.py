@@ -43,10 +43,11 @@ from mammo_helpers.data.adapters._common import (
     LoadReport,
     as_root,
     boxed_finding,
+    file_check,
     first_failure,
-    first_kept,
     int_values,
     joined_paths,
+    keep_unique,
     manifest_rows,
     numbers,
     objects,
@@ -171,28 +172,16 @@ def _images(root, breast, report, views, require_files) -> dict[str, list]:
     paths = joined_paths(root / "images", study_id, image_id + ".dicom")
     checks = view_checks(laterality, view, views)
     if require_files:
-        reachable = has_ids & pd.isna(first_failure(checks, len(rows)))
-        found = np.ones(len(rows), dtype=bool)
-        found[reachable] = [os.path.isfile(p) for p in paths[reachable]]
-        checks.append((found, "image file not found"))
+        file_check(checks, has_ids, paths)
     reason = first_failure(checks, len(rows))
-    kept, duplicate = first_kept(image_id, has_ids & pd.isna(reason))
-    ids = objects(image_id)
-    report.drop_many(
-        rows[~has_ids],
-        "missing study_id or image_id",
-        level="row",
+    kept, ids = keep_unique(
+        report,
+        rows,
+        image_id,
+        has_ids,
+        reason,
+        missing="missing study_id or image_id",
         source_file=BREAST_CSV,
-        image_ids=ids[~has_ids],
-    )
-    reason[duplicate] = "duplicate image_id"
-    dropped = has_ids & ~kept
-    report.drop_many(
-        rows[dropped],
-        reason[dropped],
-        level="image",
-        source_file=BREAST_CSV,
-        image_ids=ids[dropped],
     )
 
     density, bad_density = _density(breast["breast_density"])
