@@ -14,6 +14,7 @@ from torchvision.ops import box_iou as tv_box_iou
 from mammo_helpers.boxes import (
     BoxTransform,
     as_boxes,
+    as_hw,
     box_area,
     box_iou,
     boxes_from_findings,
@@ -228,9 +229,48 @@ def test_crop_around_margin_in_mm():
         ({"spacing_mm": 0.0}, "spacing_mm"),
         ({"spacing_mm": math.nan}, "spacing_mm"),
         ({"spacing_mm": 0.5, "size_mm": -1}, "size_mm"),
+        ({"spacing_mm": 0.5, "size_mm": 0.0}, "size_mm"),
         ({"spacing_mm": 0.5, "margin_mm": math.inf}, "margin_mm"),
     ],
 )
 def test_crop_around_rejects_bad_sizes(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         crop_around([0, 0, 5, 5], (50, 50), **kwargs)
+
+
+# ----------------------------------------------------------- errors name their argument
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda: as_hw((5, 0), "image_hw"), r"image_hw .*\(5, 0\)"),
+        (lambda: as_hw((0, 5), "image_hw"), "image_hw"),
+        (lambda: as_hw("ab", "size_hw"), r"size_hw must be \(height, width\)"),
+        (lambda: clip_boxes([[0, 0, 1, 1]], (0, 4)), "image_hw"),
+        (lambda: resize_boxes([[0, 0, 1, 1]], (0, 4), (4, 4)), "from_hw"),
+        (lambda: resize_boxes([[0, 0, 1, 1]], (4, 4), (4, 0)), "to_hw"),
+        (lambda: box_iou([[0, 0, 1]], [[0, 0, 1, 1]]), r"^a\b"),
+        (lambda: box_iou([[0, 0, 1, 1]], [[0, 0, 1]]), r"^b\b"),
+        (
+            lambda: boxes_from_findings([{"xmin": 0, "ymin": 0, "xmax": 1, "ymax": math.nan}]),
+            "findings",
+        ),
+    ],
+)
+def test_errors_name_the_argument(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_boxes_are_float64_even_from_ints_or_empty():
+    assert as_boxes([[1, 2, 3, 4]]).dtype == np.float64
+    assert as_boxes([]).dtype == np.float64 and as_boxes([]).shape == (0, 4)
+
+
+def test_iou_of_empty_boxes_is_zero_without_warnings():
+    with np.errstate(all="raise"):
+        iou = box_iou([[2, 2, 2, 2], [0, 0, 4, 4]], [[2, 2, 2, 2]])
+    assert iou.tolist() == [[0.0], [0.0]]
+
+
+def test_crop_around_a_point_is_at_least_one_pixel():
+    assert crop_around([5, 5, 5, 5], (20, 20), 0.5) == (5, 5, 6, 6)
