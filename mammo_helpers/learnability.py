@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +102,7 @@ def _spacing(row) -> float:
 def _patch(img, centre_xy, side: int, px: int) -> np.ndarray:
     """A ``side``-pixel square around ``centre_xy`` (moved inside the image), resized to px."""
     cx, cy = centre_xy
-    box = mhb.crop_around((cx, cy, cx, cy), img.shape, 1.0, size_mm=side)
+    box = mhb.crop_around((cx, cy, cx, cy), img.shape, 1.0, size_mm=side)  # 1 "mm" = 1 px
     return pp.resize(pp.crop(img, box), (px, px))
 
 
@@ -142,6 +143,26 @@ def lesion_patches(
     without a finding (at least ``margin_mm`` from the skin line). Chapter 00."""
     from tqdm.auto import tqdm
 
+    for name, value, low in (
+        ("px", px, 8),
+        ("normals_per_image", normals_per_image, 0),
+        ("crops_per_lesion", crops_per_lesion, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"lesion_patches: {name} must be an integer >= {low}, got {value!r}")
+    for name, value, positive in (
+        ("size_mm", size_mm, True),
+        ("jitter_mm", jitter_mm, False),
+        ("margin_mm", margin_mm, False),
+    ):
+        if not (
+            isinstance(value, numbers.Real)
+            and math.isfinite(value)
+            and (value > 0 if positive else value >= 0)
+        ):
+            raise ValueError(
+                f"lesion_patches: {name} must be a finite number {'>' if positive else '>='} 0, got {value!r}"
+            )
     rng = np.random.default_rng(seed)
     out = {"x": [], "y": [], "kind": [], "patient_id": []}
     rows = list(manifest.itertuples(index=False))

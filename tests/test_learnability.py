@@ -220,3 +220,20 @@ def test_samples_need_spacing_and_classes(tmp_path):
         lb.lesion_patches(df)
     with pytest.raises(ValueError, match="lesion and normal"):
         lb.train_cnn(_blob_samples(8).take(np.array([0, 2, 4])), epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"px": 4}, "px must be an integer >= 8"),
+        ({"crops_per_lesion": 0}, "crops_per_lesion must be an integer >= 1"),
+        ({"normals_per_image": -1}, "normals_per_image"),
+        ({"size_mm": 0}, "size_mm must be a finite number > 0"),
+        ({"jitter_mm": float("nan")}, "jitter_mm"),
+        ({"margin_mm": -1.0}, "margin_mm must be a finite number >= 0"),
+    ],
+)
+def test_lesion_patches_refuse_bad_settings(tmp_path, kwargs, pattern):
+    df = _manifest(tmp_path, [_breast_image()], [[]])
+    with pytest.raises(ValueError, match=pattern):
+        lb.lesion_patches(df, **kwargs)
