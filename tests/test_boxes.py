@@ -274,3 +274,17 @@ def test_iou_of_empty_boxes_is_zero_without_warnings():
 
 def test_crop_around_a_point_is_at_least_one_pixel():
     assert crop_around([5, 5, 5, 5], (20, 20), 0.5) == (5, 5, 6, 6)
+
+
+def test_small_hand_cases_at_the_edges():
+    assert box_area([[4, 4, 2, 6], [0, 0, 3, 2]]).tolist() == [0.0, 6.0]  # inverted -> 0
+    assert box_area([[4, 4, 6, 2]]).tolist() == [0.0]
+    assert flip_boxes([[0, 0, 1, 1]], 1).tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    # a 1 px side around x = 5: start 4.5, rounded half to even -> 4
+    assert crop_around([5, 5, 5, 5], (20, 20), 0.5, size_mm=0.5) == (4, 4, 5, 5)
+    moved = with_boxes(
+        [{"label": "mass", "xmin": 0, "ymin": 0, "xmax": 1, "ymax": 1}], [[2, 3, 4, 5]]
+    )
+    assert moved == [{"label": "mass", "xmin": 2.0, "ymin": 3.0, "xmax": 4.0, "ymax": 5.0}]
+    with pytest.raises(ValueError, match="image_hw"):
+        crop_around([0, 0, 1, 1], (0, 5), 0.5)
