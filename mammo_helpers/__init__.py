@@ -6,8 +6,9 @@ access, so importing the package is cheap and has no side effects. Data flows on
 ``mh.io`` / ``mh.preprocess`` -> models -> ``mh.results`` (metrics, figures, the
 paper-vs-measured table). Shared pieces: ``mh.vocab`` (views, lateralities, labels),
 ``mh.boxes`` (the box module), ``mh.paths`` (project root, cache, atomic writes),
-``mh.repro`` (seeds, devices, provenance), ``mh.cache`` (trained models), ``mh.plotting``
-and ``mh.run`` (the papermill runner behind ``mammo-run``).
+``mh.repro`` (seeds, devices, provenance), ``mh.cache`` (trained models), ``mh.metrics``
+(AUCs with patient-bootstrap intervals), ``mh.learnability`` (chapter 00's small-CNN check
+of the cohort), ``mh.plotting`` and ``mh.run`` (the papermill runner behind ``mammo-run``).
 """
 
 from __future__ import annotations
