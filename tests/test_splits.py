@@ -11,6 +11,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from mammo_helpers.data.splits import (
     LeakageError,
+    _fold_fraction,
     assign_split_column,
     check_no_leakage,
     patient_kfold,
@@ -213,11 +214,34 @@ def test_train_val_test_errors(big):
     ],
 )
 def test_bad_seeds_and_fractions_are_named_before_sklearn_sees_them(big, kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(ValueError, match="^train_val_test_split: " + pattern):
         train_val_test_split(big, **kwargs)
     if "seed" in kwargs:
-        with pytest.raises(ValueError, match=pattern):
+        with pytest.raises(ValueError, match="^patient_kfold: " + pattern):
             patient_kfold(big, **kwargs)
+
+
+def test_fractions_summing_to_one_and_missing_columns_are_refused(big):
+    with pytest.raises(ValueError, match=r"val \+ test = 1\.0 must be in \(0, 1\)"):
+        train_val_test_split(big, val=0.5, test=0.5)
+    with pytest.raises(ValueError, match=r"^train_val_test_split: column\(s\) 'nope' not in"):
+        train_val_test_split(big, stratify="nope")
+
+
+@pytest.mark.parametrize(
+    ("fraction", "expected"),
+    [
+        (0.2, (1, 5)),
+        (0.3, (3, 10)),
+        (0.6, (3, 5)),
+        (0.01, (1, 100)),
+        (0.02, (1, 50)),
+        (0.04, (1, 20)),
+    ],
+)
+def test_fold_fraction_hand_cases(fraction, expected):
+    """m of k folds closest to the fraction with k <= 20; where that is 0, one of 1/fraction."""
+    assert _fold_fraction(fraction) == expected
 
 
 @pytest.mark.parametrize(
