@@ -14,6 +14,7 @@ import hashlib
 import math
 import numbers
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -235,6 +236,11 @@ class Trained:
     settings: dict
 
     def model(self):
+        """The network in eval mode, built once per run and reused by every prediction."""
+        return self._net
+
+    @cached_property
+    def _net(self):
         net = small_cnn(self.settings["width"], self.settings["blocks"])
         net.load_state_dict(self.state)
         return net.eval()
@@ -300,25 +306,19 @@ def train_cnn(
 
 def predict(trained: Trained, samples: Samples, batch_size: int = 256) -> np.ndarray:
     """Lesion scores (logits averaged over the flips seen in training)."""
+    x = samples.x
+    views = [x, x[:, ::-1, :]]
+    if x.shape[-1] == x.shape[-2]:
+        views += [x[:, :, ::-1], x.transpose(0, 2, 1)]
+    return np.mean([_logits(trained, v, batch_size) for v in views], axis=0)
+
+
+def _logits(trained: Trained, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The CNN's logit for each image (N, H, W), no test-time flips."""
     import torch
 
     net = trained.model()
-    x = torch.from_numpy(samples.x).unsqueeze(1)
-    square = x.shape[-1] == x.shape[-2]
-    views = [lambda t: t, lambda t: t.flip(-2)]
-    if square:
-        views += [lambda t: t.flip(-1), lambda t: t.transpose(-1, -2)]
-    with torch.no_grad():
-        scores = [torch.cat([net(v(xb)).squeeze(1) for xb in x.split(batch_size)]) for v in views]
-    return torch.stack(scores).mean(0).numpy()
-
-
-def _logits(trained: Trained, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The CNN's logit for each window (N, px, px), no test-time flips."""
-    import torch
-
-    net = trained.model()
-    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).unsqueeze(1)
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
     with torch.no_grad():
         return torch.cat([net(xb).squeeze(1) for xb in x.split(batch_size)]).numpy()
 
