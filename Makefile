@@ -17,6 +17,7 @@ MATHJAX_JS := $(MATHJAX_DIR)/tex-mml-chtml.js
 ENV_STAMP := $(VENV)/.mammo-env-installed
 PYTEST_ARGS ?=
 MUTATE ?= boxes splits manifest
+MUTATION_ARGS ?=
 
 .PHONY: help env hooks mathjax data notebooks html book test lint lab bench mutation clean clean-data
 # `book` relies on its prerequisites running in order (data, notebooks, then html).
@@ -88,7 +89,7 @@ bench: env
 
 # ---- mutation testing: each target in a scratch copy under build/mutation (tools/mutation.py)
 mutation: env
-	$(PY) tools/mutation.py $(MUTATE)
+	$(PY) tools/mutation.py $(MUTATION_ARGS) $(MUTATE)
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks

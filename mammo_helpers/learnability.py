@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 NORMAL = "normal"
+#: How the per-location logits of :func:`small_cnn` become one score per image.
+POOLS = ("avg", "max")
 
 
 @dataclass(frozen=True)
@@ -212,18 +214,27 @@ def _samples(out: dict) -> Samples:
 
 
 # --------------------------------------------------------------------------- the model
-def small_cnn(width: int = 16, blocks: int = 4):
+def small_cnn(width: int = 16, blocks: int = 4, pool: str = "avg"):
     """``blocks`` x (3x3 conv, batch norm, ReLU, 2x2 max-pool), channels doubling from
-    ``width``; global average pooling and one logit. About 0.1 M weights at width 16."""
+    ``width``; then a 1x1 convolution to one logit per location, pooled over the image by
+    ``pool`` ("avg" or "max"). About 0.1 M weights at width 16.
+
+    The logit map is linear in the features, so with ``pool="avg"`` this is a global
+    average pool followed by a linear layer; the same weights with ``pool="max"`` score a
+    larger image by its most suspicious location (a patch classifier turned into a
+    whole-image one, chapters 00 and 04)."""
     from torch import nn
 
+    if pool not in POOLS:
+        raise ValueError(f"small_cnn: pool must be one of {', '.join(POOLS)}, got {pool!r}")
     layers, c_in = [], 1
     for i in range(blocks):
         c_out = width * 2**i
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
         layers += [nn.ReLU(), nn.MaxPool2d(2)]
         c_in = c_out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in, 1)]
+    layers += [nn.Dropout(0.2), nn.Conv2d(c_in, 1, 1)]
+    layers += [nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers)
 
 
@@ -241,7 +252,7 @@ class Trained:
 
     @cached_property
     def _net(self):
-        net = small_cnn(self.settings["width"], self.settings["blocks"])
+        net = small_cnn(self.settings["width"], self.settings["blocks"], self.settings["pool"])
         net.load_state_dict(self.state)
         return net.eval()
 
@@ -260,19 +271,53 @@ def _augment(xb, square: bool, gen):
     return xb
 
 
+def _network(width, blocks, pool: str, init: Trained | None):
+    """A fresh :func:`small_cnn`, or one carrying ``init``'s weights (its width and blocks)."""
+    if init is None:
+        return small_cnn(width or 16, blocks or 4, pool)
+    shape = init.settings["width"], init.settings["blocks"]
+    if width not in (None, shape[0]) or blocks not in (None, shape[1]):
+        raise ValueError(
+            f"train_cnn: init has width {shape[0]} and {shape[1]} blocks; "
+            f"got width={width!r}, blocks={blocks!r} (leave them out to use init's)"
+        )
+    net = small_cnn(*shape, pool)
+    net.load_state_dict(init.state)
+    return net
+
+
+def _epoch(net, x, y, loss_fn, opt, batch_size: int, gen) -> float:
+    """One pass over shuffled mini-batches with random flips; the mean training loss."""
+    import torch
+
+    net.train()
+    square, total = x.shape[-1] == x.shape[-2], 0.0
+    for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+        opt.zero_grad()
+        loss = loss_fn(net(_augment(x[idx], square, gen)).squeeze(1), y[idx])
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+    return total / len(y)
+
+
 def train_cnn(
     samples: Samples,
     *,
     epochs: int = 30,
     batch_size: int = 64,
     lr: float = 1e-3,
-    width: int = 16,
-    blocks: int = 4,
+    width: int | None = None,
+    blocks: int | None = None,
+    pool: str = "avg",
+    init: Trained | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> Trained:
     """Adam + BCE (positives weighted by the class ratio) with random flips, cosine
-    learning rate; returns the weights and the loss per epoch. Chapter 00."""
+    learning rate; returns the weights and the loss per epoch. ``width`` and ``blocks``
+    default to 16 and 4, or to ``init``'s when training starts from the weights of another
+    run (e.g. a whole-image model from a patch model, ``pool="max"``). Chapter 00."""
     import torch
     from tqdm.auto import trange
 
@@ -280,28 +325,36 @@ def train_cnn(
         raise ValueError("train_cnn needs lesion and normal samples in the training set")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = small_cnn(width, blocks)
+    net = _network(width, blocks, pool, init)
     x = torch.from_numpy(samples.x).unsqueeze(1)
     y = torch.from_numpy(samples.y).float()
     pos_weight = torch.tensor((y == 0).sum().item() / max((y == 1).sum().item(), 1))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    square, history = x.shape[-1] == x.shape[-2], []
+    history = []
     for _ in trange(epochs, desc="epochs", disable=not progress):
-        net.train()
-        total = 0.0
-        for idx in torch.randperm(len(y), generator=gen).split(batch_size):
-            opt.zero_grad()
-            loss = loss_fn(net(_augment(x[idx], square, gen)).squeeze(1), y[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
+        history.append(_epoch(net, x, y, loss_fn, opt, batch_size, gen))
         sched.step()
-        history.append(total / len(y))
-    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "width": width}
-    settings |= {"blocks": blocks, "seed": seed, "px": int(x.shape[-1])}
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "pool": pool}
+    settings |= {"width": net[0].out_channels, "blocks": _blocks(net), "seed": seed}
+    settings |= {"px": int(x.shape[-1]), "init": None if init is None else _digest(init.state)}
     return Trained(net.state_dict(), history, settings)
+
+
+def _blocks(net) -> int:
+    from torch import nn
+
+    return sum(isinstance(m, nn.MaxPool2d) for m in net)
+
+
+def _digest(state: dict) -> str:
+    """A digest of a network's weights (names, shapes and values)."""
+    h = hashlib.sha256()
+    for name, tensor in state.items():
+        h.update(f"{name}{tuple(tensor.shape)}".encode())
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def predict(trained: Trained, samples: Samples, batch_size: int = 256) -> np.ndarray:
@@ -407,12 +460,14 @@ def train_cached(
     from mammo_helpers.cache import ModelCache
 
     settings = {"data": _fingerprint(samples), **train_kwargs}
+    if train_kwargs.get("init") is not None:
+        settings["init"] = _digest(train_kwargs["init"].state)
 
     def train() -> dict:
         run = train_cnn(samples, **train_kwargs)
         return {"state": run.state, "loss": run.loss, "settings": run.settings}
 
-    code = [small_cnn, train_cnn, _augment]
+    code = [small_cnn, train_cnn, _network, _epoch, _augment]
     obj, hit = ModelCache(cache_dir).get_or_train(name, settings, train, code=code)
     return Trained(obj["state"], list(obj["loss"]), dict(obj["settings"])), hit
 

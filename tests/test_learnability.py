@@ -115,6 +115,47 @@ def test_evaluate_per_kind_matches_sklearn():
     assert table.loc["all", "auc"] == pytest.approx(roc_auc_score(s.y, scores))
 
 
+def test_pooling_reads_one_logit_map_and_a_patch_model_scores_whole_images():
+    """avg / max pool the same 1x1-conv logit map, so a patch model's weights score a larger
+    image by its highest location; avg pooling equals a linear layer on averaged features."""
+    patch = lb.train_cnn(_blob_samples(64, px=16), epochs=1, width=4, blocks=2)
+    img = torch.from_numpy(np.random.default_rng(5).random((2, 1, 40, 32)).astype(np.float32))
+    nets = {}
+    for pool in lb.POOLS:
+        nets[pool] = lb.small_cnn(4, 2, pool).eval()
+        nets[pool].load_state_dict(patch.state)
+    with torch.no_grad():
+        features = nets["avg"][:-3](img)  # after the blocks and dropout: (2, 8, 10, 8)
+        logit_map = nets["avg"][-3](features)[:, 0]
+        assert nets["max"](img)[:, 0] == pytest.approx(logit_map.amax((1, 2)), abs=1e-6)
+        assert nets["avg"](img)[:, 0] == pytest.approx(logit_map.mean((1, 2)), abs=1e-6)
+        conv = nets["avg"][-3]
+        linear = features.mean((2, 3)) @ conv.weight[0, :, 0, 0] + conv.bias
+        assert nets["avg"](img)[:, 0] == pytest.approx(linear, abs=1e-6)
+    with pytest.raises(ValueError, match="pool must be one of avg, max"):
+        lb.small_cnn(pool="mean")
+
+
+def test_training_from_a_patch_model_starts_at_its_weights(tmp_path):
+    patch = lb.train_cnn(_blob_samples(64, px=16), epochs=1, width=4, blocks=2)
+    start = lb._network(None, None, "max", patch)
+    assert all(torch.equal(start.state_dict()[k], patch.state[k]) for k in patch.state)
+    images = _blob_samples(32, px=24, seed=1)
+    run = lb.train_cnn(images, epochs=1, lr=1e-12, pool="max", init=patch)
+    assert (run.settings["width"], run.settings["blocks"], run.settings["pool"]) == (4, 2, "max")
+    conv = "0.weight"
+    assert torch.allclose(run.state[conv], patch.state[conv], atol=1e-6)
+    assert run.settings["init"] == lb._digest(patch.state)
+    with pytest.raises(ValueError, match="init has width 4 and 2 blocks; got width=8"):
+        lb.train_cnn(images, epochs=1, width=8, init=patch)
+    kw = {"epochs": 1, "pool": "max", "cache_dir": tmp_path}
+    _, hit = lb.train_cached(images, init=patch, **kw)
+    other = lb.train_cnn(_blob_samples(64, px=16, seed=2), epochs=1, width=4, blocks=2)
+    _, hit_other = lb.train_cached(images, init=other, **kw)
+    _, hit_again = lb.train_cached(images, init=patch, **kw)
+    assert (hit, hit_other, hit_again) == (False, False, True)
+
+
 def test_train_cached_hits_on_same_data_and_misses_on_other(tmp_path):
     s = _blob_samples(48)
     kw = {"epochs": 1, "width": 4, "blocks": 2}
