@@ -7,7 +7,8 @@ access, so importing the package is cheap and has no side effects. Data flows on
 paper-vs-measured table). Shared pieces: ``mh.vocab`` (views, lateralities, labels),
 ``mh.boxes`` (the box module), ``mh.paths`` (project root, cache, atomic writes),
 ``mh.repro`` (seeds, devices, provenance), ``mh.cache`` (trained models), ``mh.metrics``
-(AUCs with patient-bootstrap intervals), ``mh.learnability`` (chapter 00's small-CNN check
+(AUCs with patient-bootstrap intervals), ``mh.training`` (the training loop),
+``mh.learnability`` (chapter 00's small-CNN check
 of the cohort), ``mh.plotting`` and ``mh.run`` (the papermill runner behind ``mammo-run``).
 """
 
@@ -30,6 +31,7 @@ _SUBMODULES = {
     "repro",
     "results",
     "run",
+    "training",
     "vocab",
 }
 

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import ndimage
 
 from mammo_helpers import boxes as mhb
-from mammo_helpers import io, metrics
+from mammo_helpers import io, metrics, training
 from mammo_helpers import preprocess as pp
 
 __all__ = [
@@ -286,19 +286,13 @@ def _network(width, blocks, pool: str, init: Trained | None):
     return net
 
 
-def _epoch(net, x, y, loss_fn, opt, batch_size: int, gen) -> float:
-    """One pass over shuffled mini-batches with random flips; the mean training loss."""
+def _batches(x, y, batch_size: int, gen):
+    """One epoch of shuffled mini-batches ``(images, labels)`` with random flips."""
     import torch
 
-    net.train()
-    square, total = x.shape[-1] == x.shape[-2], 0.0
+    square = x.shape[-1] == x.shape[-2]
     for idx in torch.randperm(len(y), generator=gen).split(batch_size):
-        opt.zero_grad()
-        loss = loss_fn(net(_augment(x[idx], square, gen)).squeeze(1), y[idx])
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(idx)
-    return total / len(y)
+        yield _augment(x[idx], square, gen), y[idx]
 
 
 def train_cnn(
@@ -319,8 +313,6 @@ def train_cnn(
     default to 16 and 4, or to ``init``'s when training starts from the weights of another
     run (e.g. a whole-image model from a patch model, ``pool="max"``). Chapter 00."""
     import torch
-    from tqdm.auto import trange
-
     if len(set(samples.y.tolist())) < 2:
         raise ValueError("train_cnn needs lesion and normal samples in the training set")
     torch.manual_seed(seed)
@@ -331,15 +323,19 @@ def train_cnn(
     pos_weight = torch.tensor((y == 0).sum().item() / max((y == 1).sum().item(), 1))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    history = []
-    for _ in trange(epochs, desc="epochs", disable=not progress):
-        history.append(_epoch(net, x, y, loss_fn, opt, batch_size, gen))
-        sched.step()
+    history = training.fit(
+        net,
+        lambda epoch: _batches(x, y, batch_size, gen),
+        lambda model, batch: loss_fn(model(batch[0]).squeeze(1), batch[1]),
+        opt,
+        epochs=epochs,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs),
+        progress=progress,
+    )
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "pool": pool}
     settings |= {"width": net[0].out_channels, "blocks": _blocks(net), "seed": seed}
     settings |= {"px": int(x.shape[-1]), "init": None if init is None else _digest(init.state)}
-    return Trained(net.state_dict(), history, settings)
+    return Trained(net.state_dict(), history.column("loss"), settings)
 
 
 def _blocks(net) -> int:
@@ -467,7 +463,7 @@ def train_cached(
         run = train_cnn(samples, **train_kwargs)
         return {"state": run.state, "loss": run.loss, "settings": run.settings}
 
-    code = [small_cnn, train_cnn, _network, _epoch, _augment]
+    code = [small_cnn, train_cnn, _network, _batches, _augment, training]
     obj, hit = ModelCache(cache_dir).get_or_train(name, settings, train, code=code)
     return Trained(obj["state"], list(obj["loss"]), dict(obj["settings"])), hit
 

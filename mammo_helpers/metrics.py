@@ -2,7 +2,9 @@
 
 Images of one patient are not independent (four views, two sides), so every interval here
 is a percentile bootstrap over **patients** (groups), not over images. Used by chapter 00's
-learnability check; the training chapters 01-05 extend this module.
+learnability check and the training chapters 01-05: binary and one-vs-rest AUCs, accuracy,
+confusion matrices, per-class recall with Wilson intervals, and the share of errors between
+adjacent ordinal classes (BI-RADS density, chapter 01).
 """
 
 from __future__ import annotations
@@ -14,7 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["Estimate", "bootstrap_ci", "roc_auc", "auc_ci"]
+__all__ = [
+    "Estimate",
+    "accuracy",
+    "adjacent_error_share",
+    "auc_ci",
+    "bootstrap_ci",
+    "confusion",
+    "macro_auc",
+    "one_vs_rest_auc",
+    "per_class_auc_ci",
+    "recall_ci",
+    "roc_auc",
+    "wilson_ci",
+]
 
 
 @dataclass(frozen=True)
@@ -112,3 +127,138 @@ def auc_ci(
 ) -> Estimate:
     """ROC AUC with a patient-bootstrap interval (``groups`` = patient ids; chapter 00)."""
     return bootstrap_ci(roc_auc, y_true, score, groups, n_boot=n_boot, level=level, seed=seed)
+
+
+# ------------------------------------------------------------------- several classes
+def _labels(y_true, n_classes: int | None = None) -> np.ndarray:
+    """Integer class indices 0..K-1 (1-D)."""
+    y = np.asarray(y_true)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y_true must be 1-D integer class indices, got {y.dtype} {y.shape}")
+    if n_classes is not None and len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y_true holds class indices outside 0..{n_classes - 1}")
+    return y
+
+
+def _probs(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"probs must be (samples, classes) with >= 2 classes, got {p.shape}")
+    y = _labels(y_true, p.shape[1])
+    if len(y) != len(p):
+        raise ValueError(f"y_true has {len(y)} samples, probs {len(p)}")
+    return y, p
+
+
+def one_vs_rest_auc(y_true, probs) -> np.ndarray:
+    """The AUC of each class's score (column of ``probs``) for that class against all the
+    others; raises ``ValueError`` naming a class with no sample (or every sample)."""
+    y, p = _probs(y_true, probs)
+    out = []
+    for k in range(p.shape[1]):
+        try:
+            out.append(roc_auc(y == k, p[:, k]))
+        except ValueError as exc:
+            raise ValueError(f"class {k}: {exc}") from None
+    return np.asarray(out)
+
+
+def macro_auc(y_true, probs) -> float:
+    """The unweighted mean of the one-vs-rest AUCs (scikit-learn's ``multi_class="ovr"``,
+    ``average="macro"``)."""
+    return float(one_vs_rest_auc(y_true, probs).mean())
+
+
+def per_class_auc_ci(
+    y_true, probs, groups=None, *, classes=None, n_boot: int = 1000, seed: int = 0
+):
+    """One row per class (one-vs-rest AUC, patient-bootstrap interval, sample count) and a
+    last row ``macro``; ``classes`` names the columns of ``probs`` (default 0..K-1)."""
+    import pandas as pd
+
+    y, p = _probs(y_true, probs)
+    names = list(range(p.shape[1])) if classes is None else list(classes)
+    if len(names) != p.shape[1]:
+        raise ValueError(f"{len(names)} class names for {p.shape[1]} columns of probs")
+    kw = dict(n_boot=n_boot, seed=seed)
+    rows = []
+    for k, name in enumerate(names):
+        est = bootstrap_ci(lambda yy, pp, k=k: roc_auc(yy == k, pp[:, k]), y, p, groups, **kw)
+        rows.append({"class": name, **_row(est), "samples": int((y == k).sum())})
+    rows.append({"class": "macro", **_row(bootstrap_ci(macro_auc, y, p, groups, **kw))})
+    rows[-1]["samples"] = len(y)
+    return pd.DataFrame(rows)
+
+
+def _row(est: Estimate) -> dict:
+    return {"auc": est.value, "low": est.low, "high": est.high}
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Share of predictions equal to the truth."""
+    y, pred = np.asarray(y_true), np.asarray(y_pred)
+    if y.shape != pred.shape or y.ndim != 1 or not len(y):
+        raise ValueError(
+            f"y_true and y_pred must be 1-D of one non-zero length: {y.shape}, {pred.shape}"
+        )
+    return float((y == pred).mean())
+
+
+def confusion(y_true, y_pred, labels):
+    """Counts with the true class in rows and the predicted class in columns, named by
+    ``labels`` (``sklearn.metrics.confusion_matrix`` as a table)."""
+    import pandas as pd
+    from sklearn.metrics import confusion_matrix
+
+    labels = list(labels)
+    unknown = sorted(
+        (set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist())) - set(labels), key=str
+    )
+    if unknown:
+        raise ValueError(f"confusion: values {unknown[:5]} are not among the labels {labels}")
+    counts = confusion_matrix(y_true, y_pred, labels=labels)
+    return pd.DataFrame(
+        counts,
+        index=pd.Index(labels, name="true"),
+        columns=pd.Index(labels, name="predicted"),
+    )
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> Estimate:
+    """The proportion ``successes / n`` with its Wilson score interval (scipy's
+    ``binomtest(...).proportion_ci(method="wilson")``)."""
+    from scipy.stats import binomtest
+
+    for name, value in (("successes", successes), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"wilson_ci: {name} must be an integer >= 0, got {value!r}")
+    if n == 0 or successes > n:
+        raise ValueError(f"wilson_ci: needs 0 <= successes <= n and n > 0, got {successes} of {n}")
+    if not (0 < level < 1):
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return Estimate(successes / n, float(ci.low), float(ci.high), level)
+
+
+def recall_ci(y_true, y_pred, label, level: float = 0.95) -> Estimate:
+    """Recall (sensitivity) of one class with its Wilson interval, e.g. density D."""
+    y, pred = np.asarray(y_true), np.asarray(y_pred)
+    of_class = y == label
+    if not of_class.any():
+        raise ValueError(f"recall_ci: no sample of class {label!r} in y_true")
+    return wilson_ci(int((pred[of_class] == label).sum()), int(of_class.sum()), level)
+
+
+def adjacent_error_share(y_true, y_pred, order) -> float:
+    """Among the wrong predictions, the share one step away on the ordinal scale ``order``
+    (e.g. A < B < C < D); NaN when there is no error. Chapter 01."""
+    rank = {label: i for i, label in enumerate(order)}
+    y, pred = np.asarray(y_true), np.asarray(y_pred)
+    unknown = sorted((set(y.tolist()) | set(pred.tolist())) - set(rank), key=str)
+    if unknown:
+        raise ValueError(
+            f"adjacent_error_share: values {unknown[:5]} are not in the order {list(order)}"
+        )
+    distance = np.abs(np.vectorize(rank.get)(y) - np.vectorize(rank.get)(pred)) if len(y) else y
+    wrong = distance > 0
+    return float((distance[wrong] == 1).mean()) if wrong.any() else math.nan

@@ -116,3 +116,118 @@ def test_bootstrap_with_every_resample_undefined_keeps_the_value():
 
 def test_auc_with_a_single_positive():
     assert metrics.roc_auc([0, 0, 1], [0.1, 0.3, 0.2]) == 0.5
+
+
+# ------------------------------------------------------------------- several classes
+def _multiclass(n=300, k=4, seed=2):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += 1.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return y, probs, np.array([f"p{i // 3}" for i in range(n)])
+
+
+def test_one_vs_rest_and_macro_auc_match_sklearn():
+    from sklearn.preprocessing import label_binarize
+
+    y, probs, _ = _multiclass()
+    per_class = metrics.one_vs_rest_auc(y, probs)
+    onehot = label_binarize(y, classes=range(4))
+    assert per_class == pytest.approx(roc_auc_score(onehot, probs, average=None))
+    assert metrics.macro_auc(y, probs) == pytest.approx(
+        roc_auc_score(y, probs, multi_class="ovr", average="macro")
+    )
+
+
+def test_one_vs_rest_auc_hand_case():
+    """Three samples of classes 0, 1, 2: class 0's score ranks it above one of the two others."""
+    probs = np.array([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    assert metrics.one_vs_rest_auc([0, 1, 2], probs).tolist() == [0.5, 0.75, 1.0]
+
+
+def test_one_vs_rest_auc_names_an_absent_class_and_bad_shapes():
+    y, probs, _ = _multiclass(40)
+    with pytest.raises(ValueError, match="class 3: AUC needs both classes; y_true has 0 positives"):
+        metrics.one_vs_rest_auc(np.where(y == 3, 0, y), probs)
+    with pytest.raises(ValueError, match="probs must be"):
+        metrics.one_vs_rest_auc(y, probs[:, 0])
+    with pytest.raises(ValueError, match="outside 0..3"):
+        metrics.one_vs_rest_auc(y + 1, probs)
+    with pytest.raises(ValueError, match="y_true has 39 samples, probs 40"):
+        metrics.one_vs_rest_auc(y[:-1], probs)
+    with pytest.raises(ValueError, match="integer class indices"):
+        metrics.one_vs_rest_auc(y.astype(float), probs)
+
+
+def test_per_class_auc_ci_resamples_patients_for_each_class_and_the_macro():
+    y, probs, patients = _multiclass()
+    table = metrics.per_class_auc_ci(y, probs, patients, classes="ABCD", n_boot=200, seed=4)
+    assert table["class"].tolist() == ["A", "B", "C", "D", "macro"]
+    assert table.auc.tolist()[:4] == pytest.approx(metrics.one_vs_rest_auc(y, probs).tolist())
+    assert table.auc.iloc[-1] == pytest.approx(metrics.macro_auc(y, probs))
+    assert table.samples.tolist() == [*np.bincount(y).tolist(), len(y)]
+    est = metrics.bootstrap_ci(
+        lambda yy, pp: roc_auc_score(yy == 2, pp[:, 2]), y, probs, patients, n_boot=200, seed=4
+    )
+    assert (table.low[2], table.high[2]) == pytest.approx((est.low, est.high))
+    assert (table.low < table.auc).all() and (table.auc < table.high).all()
+    with pytest.raises(ValueError, match="3 class names for 4 columns"):
+        metrics.per_class_auc_ci(y, probs, classes="ABC")
+
+
+def test_accuracy_and_confusion_match_sklearn():
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    y = np.array(list("AABBCCDDAB"))
+    pred = np.array(list("ABBBCDDCAA"))
+    assert metrics.accuracy(y, pred) == accuracy_score(y, pred) == 0.6
+    table = metrics.confusion(y, pred, "ABCD")
+    assert table.to_numpy().tolist() == confusion_matrix(y, pred, labels=list("ABCD")).tolist()
+    assert table.loc["A", "B"] == 1 and table.loc["B", "A"] == 1 and table.loc["C", "D"] == 1
+    assert table.index.name == "true" and table.columns.name == "predicted"
+    with pytest.raises(ValueError, match=r"values \['E'\] are not among the labels"):
+        metrics.confusion(y, np.where(pred == "D", "E", pred), "ABCD")
+    with pytest.raises(ValueError, match="one non-zero length"):
+        metrics.accuracy(y, pred[:-1])
+
+
+def _wilson(k, n, z=1.959963984540054):
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (10, 10), (45, 60), (1, 1)])
+def test_wilson_interval_matches_the_formula(k, n):
+    est = metrics.wilson_ci(k, n)
+    assert est.value == k / n
+    assert (est.low, est.high) == pytest.approx(_wilson(k, n), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "k, n, match",
+    [(3, 0, "n > 0"), (5, 4, "got 5 of 4"), (-1, 4, "successes must be"), (2.0, 4, "successes")],
+)
+def test_wilson_refuses_impossible_counts(k, n, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.wilson_ci(k, n)
+
+
+def test_recall_of_one_class_with_its_wilson_interval():
+    y = np.array(list("DDDDDAB"))
+    pred = np.array(list("DDDCBAB"))
+    est = metrics.recall_ci(y, pred, "D")
+    assert est.value == 0.6 and (est.low, est.high) == pytest.approx(_wilson(3, 5))
+    with pytest.raises(ValueError, match="no sample of class 'C'"):
+        metrics.recall_ci(y, pred, "C")
+
+
+def test_adjacent_error_share_hand_case():
+    y = list("ABCDAD")
+    pred = list("BBDAAC")  # errors: A->B (1 step), C->D (1), D->A (3), D->C (1)
+    assert metrics.adjacent_error_share(y, pred, "ABCD") == 0.75
+    assert np.isnan(metrics.adjacent_error_share(list("AB"), list("AB"), "ABCD"))
+    with pytest.raises(ValueError, match=r"values \['E'\] are not in the order"):
+        metrics.adjacent_error_share(["E"], ["A"], "ABCD")

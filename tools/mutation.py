@@ -35,6 +35,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "splits": (["mammo_helpers/data/splits.py"], ["tests/test_splits.py"]),
     "manifest": (["mammo_helpers/data/manifest.py"], ["tests/test_manifest.py"]),
     "metrics": (["mammo_helpers/metrics.py"], ["tests/test_metrics.py"]),
+    "training": (["mammo_helpers/training.py"], ["tests/test_training.py"]),
     "phantom": (
         [
             "mammo_helpers/data/phantom/" + m
