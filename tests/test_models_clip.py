@@ -1,0 +1,125 @@
+"""mammo_helpers.models.clip: the hub id fails at once offline naming the way out, a tiny
+stand-in saved in BiomedCLIP's local-dir layout loads back with identical outputs, and
+damaged folders are named."""
+
+import json
+
+import pytest
+import torch
+
+import mammo_helpers as mh
+
+clip = mh.models.clip
+
+TINY = dict(vision="test_vit", image_size=32, embed_dim=16, text_width=16, text_layers=1)
+TEXTS = ["Left CC view of a fatty breast.", "Dense tissue, right MLO; site B."]
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    return clip.load_clip(
+        clip.STANDIN, texts=TEXTS, folder=tmp_path_factory.mktemp("tower"), seed=1, **TINY
+    )
+
+
+def _outputs(model, tokens):
+    images = torch.linspace(0, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
+    with torch.no_grad():
+        return model.eval().encode_image(images), model.encode_text(tokens), model.logit_scale
+
+
+def test_standin_is_biomedclip_shaped(standin):
+    from open_clip.hf_model import HFTextEncoder
+    from open_clip.timm_model import TimmModel
+
+    model = standin.model
+    assert isinstance(model.visual, TimmModel) and isinstance(model.text, HFTextEncoder)
+    assert isinstance(model.visual.head.proj, torch.nn.Linear)
+    assert model.visual.trunk.global_pool == "token"  # CLS pooling, as BiomedCLIP's ViT
+    assert type(model.text.pooler).__name__ == "ClsLastHiddenStatePooler"
+    assert isinstance(model.text.proj, torch.nn.Sequential)  # the MLP projection
+    tokens = standin.tokenize(["Extremely dense breasts, left side."])
+    assert tokens.shape == (1, 256)
+    assert (tokens != 1).all()  # [UNK] is id 1: the character vocabulary covers new words
+    image, text, _ = _outputs(model, tokens)
+    assert image.shape == (2, 16) and text.shape == (1, 16)
+
+
+def test_vocab_has_special_tokens_characters_and_words():
+    vocab = clip.build_vocab(["Fatty fatty breasts."])
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert {"f", "##f", ".", "fatty", "breasts"} <= set(vocab) and len(vocab) == len(set(vocab))
+    assert "fatty" not in clip.build_vocab(["fatty breasts"], min_count=2)
+
+
+def test_saved_local_dir_loads_back_with_identical_outputs(standin, tmp_path):
+    with torch.no_grad():
+        standin.model.logit_scale.fill_(2.5)  # a trained value, not the initial one
+    folder = clip.save_local_dir(standin, tmp_path / "biomedclip-like")
+    assert {p.name for p in folder.iterdir()} == {
+        "open_clip_config.json",
+        "open_clip_model.safetensors",
+        "config.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+    }
+    loaded = clip.load_clip(f"local-dir:{folder}")
+    tokens = standin.tokenize(TEXTS)
+    assert torch.equal(loaded.tokenize(TEXTS), tokens)
+    for a, b in zip(_outputs(standin.model, tokens), _outputs(loaded.model, tokens), strict=True):
+        assert torch.equal(a, b)
+    assert loaded.image_size == 32 and loaded.mean == clip.CLIP_MEAN
+
+
+def test_local_dir_names_what_is_missing_and_writes_nothing(standin, tmp_path):
+    folder = clip.save_local_dir(standin, tmp_path / "m")
+    (folder / "vocab.txt").unlink()
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(clip.ClipLoadError, match="lacks vocab.txt"):
+        clip.load_clip(f"local-dir:{folder}")
+    (folder / "open_clip_model.safetensors").unlink()
+    with pytest.raises(clip.ClipLoadError, match="open_clip_model.safetensors or open_clip_py"):
+        clip.load_clip(f"local-dir:{folder}")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        set(before) - {"open_clip_model.safetensors"}
+    )
+    with pytest.raises(clip.ClipLoadError, match="folder .*nowhere not found; offline choices"):
+        clip.load_clip(f"local-dir:{tmp_path / 'nowhere'}")
+
+
+def test_a_damaged_config_is_named(standin, tmp_path):
+    folder = clip.save_local_dir(standin, tmp_path / "m")
+    (folder / "open_clip_config.json").write_text(json.dumps({"preprocess_cfg": {}}))
+    with pytest.raises(
+        clip.ClipLoadError, match="open_clip_config.json is not an open_clip config"
+    ):
+        clip.load_clip(f"local-dir:{folder}")
+
+
+def test_hub_id_fails_at_once_offline_naming_the_offline_choices(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert clip.hub_reachable() is False
+    with pytest.raises(clip.ClipLoadError) as err:
+        clip.load_clip(clip.BIOMEDCLIP)
+    message = str(err.value)
+    assert clip.BIOMEDCLIP in message and "'local-dir:" in message and "'standin'" in message
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("", "must be a non-empty string"),
+        (None, "must be a non-empty string"),
+        ("BiomedCLIP", "is not 'hf-hub:...', 'local-dir:...' or 'standin'"),
+    ],
+)
+def test_bad_specs_are_refused(spec, match):
+    with pytest.raises(clip.ClipLoadError, match=match):
+        clip.load_clip(spec)
+
+
+def test_standin_needs_texts_and_a_folder(tmp_path):
+    with pytest.raises(clip.ClipLoadError, match="needs texts"):
+        clip.load_clip(clip.STANDIN, folder=tmp_path, **TINY)
+    with pytest.raises(clip.ClipLoadError, match="needs a folder"):
+        clip.load_clip(clip.STANDIN, texts=TEXTS, **TINY)
