@@ -313,6 +313,7 @@ def train_cnn(
     default to 16 and 4, or to ``init``'s when training starts from the weights of another
     run (e.g. a whole-image model from a patch model, ``pool="max"``). Chapter 00."""
     import torch
+
     if len(set(samples.y.tolist())) < 2:
         raise ValueError("train_cnn needs lesion and normal samples in the training set")
     torch.manual_seed(seed)

@@ -28,6 +28,13 @@ HANGING_ORDER: tuple[tuple[str, str], ...] = (
 MODALITIES: tuple[str, ...] = ("DM", "s2D", "DBT")
 #: BI-RADS breast density classes (A fatty ... D extremely dense).
 DENSITIES: tuple[str, ...] = ("A", "B", "C", "D")
+#: The four text prompts of paper 01 (Cavalcante et al., §2.2), verbatim, in DENSITIES order.
+DENSITY_PROMPTS: tuple[str, ...] = (
+    "fatty or almost entirely fatty breasts",
+    "scattered areas of fibroglandular density",
+    "heterogeneously dense breasts",
+    "extremely dense breasts",
+)
 FINDING_LABELS: tuple[str, ...] = (
     "mass",
     "calcification",

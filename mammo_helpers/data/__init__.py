@@ -3,7 +3,8 @@ schema, patient-level splits, the cohort cache, the dataset adapters and the pha
 
 Every chapter (00-05) gets its images with :func:`load_source` (``mh.data.load_source``).
 Submodules load lazily on first attribute access (``mh.data.manifest``, ``mh.data.splits``,
-``mh.data.cohort``, ``mh.data.adapters``, ``mh.data.examples``, ``mh.data.phantom``), so
+``mh.data.cohort``, ``mh.data.adapters``, ``mh.data.examples``, ``mh.data.phantom``,
+``mh.data.reports``), so
 importing the package stays cheap and has no side effects.
 """
 
@@ -11,7 +12,16 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = {"adapters", "cohort", "examples", "manifest", "phantom", "sources", "splits"}
+_SUBMODULES = {
+    "adapters",
+    "cohort",
+    "examples",
+    "manifest",
+    "phantom",
+    "reports",
+    "sources",
+    "splits",
+}
 _FROM_SOURCES = {"load_source", "SOURCES"}
 
 __all__ = sorted(_SUBMODULES | _FROM_SOURCES)
