@@ -11,6 +11,7 @@ from scipy import ndimage
 from sklearn.preprocessing import minmax_scale
 
 from mammo_helpers.preprocess import (
+    CLIP_NORMALISATION,
     IMAGENET_NORMALISATION,
     PAPER_INPUT_SIZES,
     PipelineResult,
@@ -23,6 +24,7 @@ from mammo_helpers.preprocess import (
     infer_laterality,
     otsu_breast_mask,
     pipeline_correlax,
+    pipeline_density_clip,
     pipeline_domain_shift,
     pipeline_xai_iou,
     remove_burned_in_text,
@@ -324,10 +326,41 @@ def test_pipeline_domain_shift_and_featurewise_mean():
         featurewise_mean([])
 
 
+def test_pipeline_density_clip_removes_text_crops_and_normalises():
+    img, ellipse, label, lesion = make_breast("R", lesion=True, label=True)
+    assert img[label].min() > 0  # the burned-in label is bright in the input
+    res = pipeline_density_clip(img, size=64)
+    assert list(res.steps) == [
+        "unit",
+        "breast_mask",
+        "text_removed",
+        "cropped",
+        "resized",
+        "normalised",
+    ]
+    assert (res["text_removed"][label] == 0).all()
+    np.testing.assert_array_equal(res["text_removed"][ellipse], res["unit"][ellipse])
+    assert res.info["breast_box"] == breast_box(img)
+    assert res.output.shape == (3, 64, 64) and res.output.dtype == np.float32
+    mean = np.asarray(CLIP_NORMALISATION["mean"])[:, None, None]
+    std = np.asarray(CLIP_NORMALISATION["std"])[:, None, None]
+    np.testing.assert_allclose(
+        res.output * std + mean, np.repeat(res["resized"][None], 3, 0), atol=1e-5
+    )
+    boxes, _ = res.box_transform([lesion])
+    np.testing.assert_allclose(boxes[0], lesion_box_in(res["resized"]), atol=2)
+    assert pipeline_density_clip(img).output.shape == (3, *PAPER_INPUT_SIZES["01_density_clip"])
+
+
 @pytest.mark.parametrize(
     "pipeline",
-    [pipeline_correlax, lambda im: pipeline_xai_iou(im, "L"), pipeline_domain_shift],
-    ids=["correlax", "xai_iou", "domain_shift"],
+    [
+        pipeline_correlax,
+        lambda im: pipeline_xai_iou(im, "L"),
+        pipeline_domain_shift,
+        pipeline_density_clip,
+    ],
+    ids=["correlax", "xai_iou", "domain_shift", "density_clip"],
 )
 @pytest.mark.parametrize(
     ("image", "pattern"),

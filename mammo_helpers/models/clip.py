@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mammo_helpers.paths import atomic_directory
+from mammo_helpers.preprocess.pipelines import CLIP_NORMALISATION
 
 __all__ = [
     "BIOMEDCLIP",
@@ -48,9 +49,8 @@ STANDIN = "standin"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 TEXT_FILES = ("config.json", "vocab.txt")
-#: OpenAI CLIP's image statistics, which BiomedCLIP's preprocess_cfg keeps.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_MEAN = tuple(CLIP_NORMALISATION["mean"])
+CLIP_STD = tuple(CLIP_NORMALISATION["std"])
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _OFFLINE_CHOICES = (
     "offline choices: 'local-dir:/path/to/folder' (BiomedCLIP's files: open_clip_config.json, "

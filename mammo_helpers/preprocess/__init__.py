@@ -21,16 +21,19 @@ from .breast import breast_box, infer_laterality, otsu_breast_mask, remove_burne
 from .geometry import crop, flip_to_laterality, resize
 from .intensity import clahe, clahe_fusion, featurewise_mean, scale_to_unit, to_uint8, to_uint16
 from .pipelines import (
+    CLIP_NORMALISATION,
     END2END_PIXEL_MEANS,
     IMAGENET_NORMALISATION,
     PAPER_INPUT_SIZES,
     PipelineResult,
     pipeline_correlax,
+    pipeline_density_clip,
     pipeline_domain_shift,
     pipeline_xai_iou,
 )
 
 __all__ = [
+    "CLIP_NORMALISATION",
     "END2END_PIXEL_MEANS",
     "IMAGENET_NORMALISATION",
     "PAPER_INPUT_SIZES",
@@ -44,6 +47,7 @@ __all__ = [
     "infer_laterality",
     "otsu_breast_mask",
     "pipeline_correlax",
+    "pipeline_density_clip",
     "pipeline_domain_shift",
     "pipeline_xai_iou",
     "remove_burned_in_text",

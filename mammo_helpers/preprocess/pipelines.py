@@ -17,7 +17,7 @@ from mammo_helpers.boxes import BoxTransform, as_hw
 from mammo_helpers.vocab import check_laterality
 
 from ._checks import _as_mammogram
-from .breast import breast_box, infer_laterality, otsu_breast_mask
+from .breast import breast_box, infer_laterality, otsu_breast_mask, remove_burned_in_text
 from .geometry import crop, flip_to_laterality, resize
 from .intensity import clahe_fusion, scale_to_unit
 
@@ -195,4 +195,42 @@ def pipeline_domain_shift(
         steps=steps,
         box_transform=BoxTransform(unit.shape, None, False, size_hw),
         info={"featurewise_mean": mean},
+    )
+
+
+#: BiomedCLIP's image statistics (its open_clip_config.json preprocess_cfg: OpenAI CLIP's).
+CLIP_NORMALISATION: dict = {
+    "mean": (0.48145466, 0.4578275, 0.40821073),
+    "std": (0.26862954, 0.26130258, 0.27577711),
+}
+
+
+def pipeline_density_clip(
+    img, *, size: int = PAPER_INPUT_SIZES["01_density_clip"][0], norm=CLIP_NORMALISATION
+) -> PipelineResult:
+    """Paper 01 §2.2 preprocessing (chapter 01): min-max -> burned-in text and markers
+    removed (everything outside the Otsu breast mask set to 0) -> crop to the breast ->
+    resize to ``size`` x ``size`` (the ViT's square input; the paper's 224) -> 3 channels
+    normalised with ``norm`` (BiomedCLIP's mean and std; ``Clip.mean`` / ``Clip.std`` for
+    another model). Steps: ``unit``, ``breast_mask``, ``text_removed``, ``cropped``,
+    ``resized`` (size, size) in [0, 1], ``normalised`` (3, size, size), channels first as
+    the model takes it.
+    """
+    size = as_hw((size, size), "size")[0]
+    unit = scale_to_unit(_as_mammogram(img))
+    mask = otsu_breast_mask(unit)
+    clean = remove_burned_in_text(unit, mask)
+    box = breast_box(unit, mask=mask)
+    cropped = crop(clean, box)
+    resized = np.clip(resize(cropped, (size, size), interpolation="area"), 0.0, 1.0)
+    mean = np.asarray(norm["mean"], dtype=np.float32)[:, None, None]
+    std = np.asarray(norm["std"], dtype=np.float32)[:, None, None]
+    normalised = ((resized[None] - mean) / std).astype(np.float32)
+    steps = {"unit": unit, "breast_mask": mask, "text_removed": clean, "cropped": cropped}
+    steps |= {"resized": resized, "normalised": normalised}
+    return PipelineResult(
+        output=normalised,
+        steps=steps,
+        box_transform=BoxTransform(unit.shape, box, False, (size, size)),
+        info={"breast_box": box, "norm_stats": {k: tuple(v) for k, v in norm.items()}},
     )
