@@ -14,10 +14,12 @@ from mammo_helpers.data.splits import (
     _fold_fraction,
     assign_split_column,
     check_no_leakage,
+    longitudinal_patients,
     patient_kfold,
     patient_strata,
     sample_patients,
     train_val_test_split,
+    undersample_to_mix,
 )
 
 
@@ -348,3 +350,70 @@ def test_check_no_leakage_names_patients():
         check_no_leakage(many)
     with pytest.raises(ValueError, match="'fold'"):
         check_no_leakage(df, split_col="fold")
+
+
+# --------------------------------------------------------------------------- paper 01
+def test_longitudinal_patients_have_several_exams():
+    df = pd.DataFrame(
+        {
+            "patient_id": ["a", "a", "a", "b", "b", "c", "c"],
+            "study_id": ["s1", "s1", "s2", "t1", "t1", "u1", "u2"],
+        }
+    )
+    assert longitudinal_patients(df) == ["a", "c"]
+
+
+def test_always_train_patients_get_fold_minus_one_and_the_rest_is_unchanged(big):
+    keep = sorted(big.patient_id.unique())[::7]
+    fold = patient_kfold(big, n_splits=5, stratify="cancer", seed=2, always_train=keep)
+    fixed = big.patient_id.isin(keep).to_numpy()
+    assert (fold[fixed] == -1).all() and (fold[~fixed] >= 0).all()
+    rest = big[~fixed]
+    assert np.array_equal(fold[~fixed], patient_kfold(rest, n_splits=5, stratify="cancer", seed=2))
+    assert np.array_equal(patient_kfold(big, seed=2, always_train=[]), patient_kfold(big, seed=2))
+
+
+@pytest.mark.parametrize(
+    "always, match", [(["nobody"], r"unknown patient\(s\) \['nobody'\]"), ("P0001", "collection")]
+)
+def test_always_train_refuses_unknown_patients(big, always, match):
+    with pytest.raises(ValueError, match=match):
+        patient_kfold(big, always_train=always)
+
+
+def _density_images(counts, seed=0):
+    rows = [
+        {"patient_id": f"P{i // 4}", "density": d}
+        for i, d in enumerate(
+            np.random.default_rng(seed).permutation(
+                [d for d, n in counts.items() for _ in range(n)]
+            )
+        )
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_undersampling_follows_the_mix_and_keeps_the_limiting_class_whole():
+    df = _density_images({"A": 500, "B": 1000, "C": 900, "D": 200, None: 30})
+    paper = {"A": 4000, "B": 6000, "C": 6000, "D": 3000}
+    out = undersample_to_mix(df, "density", paper, seed=1)
+    # scale = min(500/4000, 1000/6000, 900/6000, 200/3000) = 1/15: every D image is kept
+    assert out.density.value_counts().to_dict() == {"A": 267, "B": 400, "C": 400, "D": 200}
+    assert out.index.isin(df.index).all() and out.index.is_monotonic_increasing
+    assert out.attrs["undersampling"]["before"] == {"A": 500, "B": 1000, "C": 900, "D": 200}
+    again = undersample_to_mix(df, "density", paper, seed=1)
+    assert again.index.equals(out.index)
+    assert not undersample_to_mix(df, "density", paper, seed=2).index.equals(out.index)
+
+
+@pytest.mark.parametrize(
+    "mix, match",
+    [
+        ({"A": 4, "E": 1}, r"no image of class\(es\) \['E'\]"),
+        ({"A": 0, "B": 1}, r"mix\['A'\] must be an integer >= 1, got 0"),
+        ({"A": 2.5, "B": 1}, "must be an integer"),
+    ],
+)
+def test_undersampling_refuses_impossible_mixes(mix, match):
+    with pytest.raises(ValueError, match=match):
+        undersample_to_mix(_density_images({"A": 10, "B": 10}), "density", mix)

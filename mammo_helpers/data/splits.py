@@ -172,22 +172,40 @@ def check_no_leakage(
         )
 
 
+def longitudinal_patients(df: pd.DataFrame, study_col: str = "study_id") -> list[str]:
+    """The patients with more than one exam (distinct ``study_col``), sorted."""
+    _require_columns(df, ["patient_id", study_col], "longitudinal_patients")
+    studies = df.groupby(df["patient_id"].astype(str))[study_col].nunique()
+    return sorted(studies[studies > 1].index)
+
+
 def patient_kfold(
-    df: pd.DataFrame, n_splits: int = 5, stratify: str | None = "cancer", seed: int = 0
+    df: pd.DataFrame,
+    n_splits: int = 5,
+    stratify: str | None = "cancer",
+    seed: int = 0,
+    *,
+    always_train=None,
 ) -> np.ndarray:
     """Fold index (0..n_splits-1) per row, patient-grouped and stratified (notebooks 01-05).
 
-    Raises ``ValueError`` when there are fewer patients than folds, or a stratum of
-    ``stratify`` has fewer patients than ``n_splits`` (the message names class and counts).
+    The patients in ``always_train`` (e.g. :func:`longitudinal_patients`, as paper 01 keeps
+    patients with several exams in training) get fold ``-1``: they are in the training set
+    of every fold and never validated on. Raises ``ValueError`` when there are fewer patients
+    than folds, or a stratum of ``stratify`` has fewer patients than ``n_splits`` (the
+    message names class and counts).
     """
     seed = _check_seed(seed, "patient_kfold")
     if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 2:
         raise ValueError(f"patient_kfold: n_splits must be an integer >= 2, got {n_splits!r}")
     cols = ["patient_id"] + ([stratify] if stratify is not None else [])
     _require_columns(df, cols, "patient_kfold")
-    strata = patient_strata(df, stratify)
+    fixed = _always_train(df, always_train)
+    rest = df[~fixed]
+    strata = patient_strata(rest, stratify)
     _check_strata(strata, stratify, int(n_splits), f"n_splits={n_splits}", "patient_kfold")
-    fold = _folds(df, strata, int(n_splits), seed)
+    fold = np.full(len(df), -1, dtype=np.int64)
+    fold[~fixed] = _folds(rest, strata, int(n_splits), seed)
     empty = sorted(set(range(int(n_splits))) - set(fold.tolist()))
     if empty:
         raise ValueError(f"patient_kfold: fold(s) {empty} came out empty; use fewer splits")
@@ -195,6 +213,53 @@ def patient_kfold(
         pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "split": fold}), "split"
     )
     return fold
+
+
+def _always_train(df: pd.DataFrame, patients) -> np.ndarray:
+    """Row mask of the patients named in ``patients`` (each must be in ``df``)."""
+    if patients is None:
+        return np.zeros(len(df), dtype=bool)
+    if isinstance(patients, str):
+        raise ValueError("patient_kfold: always_train must be a collection of patient ids")
+    wanted = {str(p) for p in patients}
+    ids = df["patient_id"].astype(str)
+    unknown = sorted(wanted - set(ids))
+    if unknown:
+        raise ValueError(f"patient_kfold: always_train names unknown patient(s) {unknown[:5]}")
+    return ids.isin(wanted).to_numpy()
+
+
+def undersample_to_mix(df: pd.DataFrame, column: str, mix: dict, *, seed: int = 0) -> pd.DataFrame:
+    """Images drawn at random so that the classes of ``column`` follow the proportions of
+    ``mix`` (class -> count, e.g. paper 01's 4,000 A / 6,000 B / 6,000 C / 3,000 D), as
+    large as the data allow: the class with the fewest images for its share is kept whole
+    (paper 01 keeps every D image) and the others are scaled by the same factor. Rows of
+    other classes are dropped. ``attrs["undersampling"]`` has the counts before and after.
+    Chapter 01.
+    """
+    caller = "undersample_to_mix"
+    rng = np.random.default_rng(_check_seed(seed, caller))
+    _require_columns(df, ["patient_id", column], caller)
+    target = {str(k): v for k, v in mix.items()}
+    for name, count in target.items():
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise ValueError(f"{caller}: mix[{name!r}] must be an integer >= 1, got {count!r}")
+    values = df[column].astype(str).where(df[column].notna(), None)
+    have = {k: int((values == k).sum()) for k in target}
+    absent = [k for k, n in have.items() if n == 0]
+    if absent:
+        raise ValueError(f"{caller}: no image of class(es) {absent} in {column!r}; have {have}")
+    scale = min(have[k] / target[k] for k in target)
+    keep = np.zeros(len(df), dtype=bool)
+    for k, count in target.items():
+        rows = np.flatnonzero((values == k).to_numpy())
+        n = min(len(rows), int(round(count * scale)))
+        keep[np.sort(rng.choice(rows, n, replace=False))] = True
+    out = df[keep].copy()
+    out.attrs = dict(df.attrs)
+    after = {k: int((out[column].astype(str) == k).sum()) for k in target}
+    out.attrs["undersampling"] = {"column": column, "before": have, "after": after}
+    return out
 
 
 def _fold_fraction(fraction: float, max_k: int = 20) -> tuple[int, int]:
