@@ -123,3 +123,32 @@ def test_standin_needs_texts_and_a_folder(tmp_path):
         clip.load_clip(clip.STANDIN, folder=tmp_path, **TINY)
     with pytest.raises(clip.ClipLoadError, match="needs a folder"):
         clip.load_clip(clip.STANDIN, texts=TEXTS, **TINY)
+
+
+def test_zero_shot_is_the_softmax_of_scaled_cosines(standin):
+    prompts = list(mh.vocab.DENSITY_PROMPTS)
+    images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    probs = clip.zero_shot_probs(standin, images.numpy(), prompts, n_classes=4, batch_size=2)
+    model = standin.model.eval()
+    with torch.no_grad():
+        img = model.encode_image(images)
+        txt = model.encode_text(standin.tokenize(prompts))
+        cos = torch.nn.functional.cosine_similarity(img[:, None], txt[None], dim=-1)
+        expected = (model.logit_scale.exp() * cos).softmax(-1)
+    assert probs.shape == (5, 4)
+    assert torch.allclose(torch.from_numpy(probs), expected, atol=1e-5)
+    logits = clip.PromptClassifier(standin, prompts)(images)
+    assert logits.requires_grad and logits.shape == (5, 4)  # Grad-CAM needs the graph
+
+
+@pytest.mark.parametrize(
+    "prompts, match",
+    [
+        (["fatty", "dense"], r"2 prompts given for 4 classes"),
+        ("extremely dense breasts", "list of non-empty strings"),
+        (["a", "", "c", "d"], "list of non-empty strings"),
+    ],
+)
+def test_prompt_lists_of_the_wrong_shape_are_named(standin, prompts, match):
+    with pytest.raises(ValueError, match=match):
+        clip.prompt_embeddings(standin, prompts, n_classes=4)

@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 from mammo_helpers.paths import atomic_directory
 from mammo_helpers.preprocess.pipelines import CLIP_NORMALISATION
 
@@ -40,8 +44,11 @@ __all__ = [
     "ClipLoadError",
     "build_vocab",
     "load_clip",
+    "PromptClassifier",
+    "prompt_embeddings",
     "save_local_dir",
     "standin_config",
+    "zero_shot_probs",
 ]
 
 BIOMEDCLIP = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
@@ -166,7 +173,6 @@ def _tokenizer(folder: Path, context_length: int):
 
 
 def _standin(folder: Path, texts, seed: int, options: dict) -> Clip:
-    import torch
 
     if texts is None:
         raise ClipLoadError("'standin' needs texts (the report corpus) to build its vocabulary")
@@ -283,3 +289,46 @@ def save_local_dir(clip: Clip, folder) -> Path:
         state = {k: v.contiguous() for k, v in clip.model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILES[0]))
     return Path(folder)
+
+
+# --------------------------------------------------------------------------- zero-shot
+def _check_prompts(prompts, n_classes: int | None) -> list[str]:
+    if isinstance(prompts, str) or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError(f"prompts must be a list of non-empty strings, got {prompts!r}")
+    prompts = list(prompts)
+    if n_classes is not None and len(prompts) != n_classes:
+        raise ValueError(f"{len(prompts)} prompts given for {n_classes} classes: {prompts}")
+    return prompts
+
+
+def prompt_embeddings(clip: Clip, prompts, n_classes: int | None = None):
+    """The normalised text embeddings of ``prompts`` (one per class), shape (K, d)."""
+    prompts = _check_prompts(prompts, n_classes)
+    with torch.no_grad():
+        return F.normalize(clip.model.encode_text(clip.tokenize(prompts)), dim=-1)
+
+
+class PromptClassifier(torch.nn.Module):
+    """The image tower scored against fixed prompts: ``logits = exp(logit_scale) *
+    cos(image, prompt_k)``, (N, K) class scores from images (N, 3, H, W); the prompts'
+    embeddings are computed once. Chapter 01: zero-shot classification with the paper's
+    four prompts, and the model that Grad-CAM explains per density class."""
+
+    def __init__(self, clip: Clip, prompts, n_classes: int | None = None):
+        super().__init__()
+        self.clip = clip.model
+        self.register_buffer("text", prompt_embeddings(clip, prompts, n_classes))
+
+    def forward(self, images):
+        image = F.normalize(self.clip.encode_image(images), dim=-1)
+        return self.clip.logit_scale.exp() * image @ self.text.T
+
+
+def zero_shot_probs(clip: Clip, images, prompts, *, n_classes=None, batch_size: int = 64):
+    """Class probabilities (N, K): the softmax of :class:`PromptClassifier`'s logits, in
+    batches, without gradients. Chapter 01."""
+    model = PromptClassifier(clip, prompts, n_classes).eval()
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    with torch.inference_mode():
+        out = [model(b).softmax(-1) for b in x.split(batch_size)]
+    return torch.cat(out).numpy()
