@@ -173,7 +173,6 @@ def _tokenizer(folder: Path, context_length: int):
 
 
 def _standin(folder: Path, texts, seed: int, options: dict) -> Clip:
-
     if texts is None:
         raise ClipLoadError("'standin' needs texts (the report corpus) to build its vocabulary")
     cfg = standin_config(**options)
