@@ -8,7 +8,7 @@ paper-vs-measured table). Shared pieces: ``mh.vocab`` (views, lateralities, labe
 ``mh.boxes`` (the box module), ``mh.paths`` (project root, cache, atomic writes),
 ``mh.repro`` (seeds, devices, provenance), ``mh.cache`` (trained models), ``mh.metrics``
 (AUCs with patient-bootstrap intervals), ``mh.training`` (the training loop),
-``mh.models`` (CLIP loader, losses),
+``mh.models`` (CLIP loader, losses), ``mh.xai`` (Grad-CAM and where a map looks),
 ``mh.learnability`` (chapter 00's small-CNN check
 of the cohort), ``mh.plotting`` and ``mh.run`` (the papermill runner behind ``mammo-run``).
 """
@@ -35,6 +35,7 @@ _SUBMODULES = {
     "run",
     "training",
     "vocab",
+    "xai",
 }
 
 __all__ = sorted(_SUBMODULES | {"__version__"})
