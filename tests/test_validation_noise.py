@@ -38,12 +38,15 @@ def test_noise_variance_fit_rejects_structured_tiles():
     assert res.means.shape == res.variances.shape == res.used.shape == (256,)
     with pytest.raises(ValueError, match="tiles"):
         noise_variance_fit(img, np.zeros(img.shape, bool))
+    strict = noise_variance_fit(img, reject_sigma=0.5)  # any positive cut is allowed
+    assert (~strict.used).sum() > (~res.used).sum()
 
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
         ({"reject_sigma": float("nan")}, "reject_sigma"),
+        ({"reject_sigma": 0.0}, "reject_sigma"),
         ({"block": 2}, "block"),
         ({"block": 8.5}, "block"),
     ],

@@ -85,6 +85,7 @@ def test_cluster_split_matches_otsu_on_quantised_values(levels, counts):
     ("kwargs", "name"),
     [
         ({"smooth_sigma": float("nan")}, "smooth_sigma"),
+        ({"smooth_sigma": -0.5}, "smooth_sigma"),
         ({"n_clusters": 1, "method": "kmeans"}, "n_clusters"),
         ({"percentiles": (99.0, 1.0)}, "percentiles"),
         ({"percentiles": (1.0, 120.0)}, "percentiles"),
