@@ -99,3 +99,62 @@ def test_photon_count_scales_with_pixel_area_and_dose_and_sets_the_noise():
     assert raw.mean() == pytest.approx(n_fine / 2, rel=0.01)
     relative_noise = raw.std() / raw.mean()
     assert relative_noise == pytest.approx(1 / np.sqrt(n_fine / 2), rel=0.06)  # Poisson
+
+
+def test_scatter_adds_to_the_primary_inside_the_breast_only():
+    """With scatter the breast gets more photons (primary + scatter), the air does not."""
+    site = dataclasses.replace(SITES["site_A"], mtf_sigma_mm=0.0)
+    no_scatter = dataclasses.replace(site, scatter_fraction=0.0)
+    L = np.full((200, 200), 3.0, np.float32)
+    breast = np.zeros_like(L, bool)
+    breast[:, :120] = True
+    L[~breast] = 0.0
+    with_s, without = (
+        expose(L, breast, 0.5, s, np.random.default_rng(0)) for s in (site, no_scatter)
+    )
+    centre = (slice(80, 120), slice(40, 80))
+    ratio = with_s[centre].mean() / without[centre].mean()
+    assert 1 + 0.8 * site.scatter_fraction < ratio < 1 + 1.01 * site.scatter_fraction
+    assert with_s[:, 190:].mean() == pytest.approx(without[:, 190:].mean(), rel=0.01)
+
+
+@pytest.mark.parametrize("name", sorted(SITES))
+def test_burned_in_label_is_written_at_the_brightest_display_value(name):
+    site = SITES[name]
+    stored = np.full((400, 300), 1000, np.uint16)
+    out = burn_in_label(stored, "R MLO", site, "R")
+    ink = out[out != stored]
+    expected = 0 if site.photometric == "MONOCHROME1" else 2**site.bits_stored - 1
+    assert ink.size and (ink == expected).all()
+
+
+@pytest.mark.parametrize("name", sorted(SITES))
+def test_every_site_presents_a_display_image_where_attenuation_is_bright(name):
+    """Each site's processing (film curve, equalisation, unsharp masking) keeps the order:
+    the more attenuating half of a breast is shown brighter."""
+    site = SITES[name]
+    L = np.full((160, 160), 2.0, np.float32)
+    L[:, 80:] = 2.6
+    breast = np.ones_like(L, bool)
+    rng = np.random.default_rng(3)
+    disp = present(expose(L, breast, 0.3, site, rng), breast, 0.3, site, rng)
+    assert np.isfinite(disp).all() and 0 <= disp.min() and disp.max() <= 1
+    assert disp[:, 100:140].mean() > disp[:, 20:60].mean() + 0.1
+
+
+def test_equalisation_shrinks_a_thickness_fall_off_against_local_detail():
+    """Peripheral equalisation subtracts the low-pass image: a smooth ramp in attenuation
+    (the breast thinning towards the skin) shrinks against a small detail on it, which the
+    final stretch then shows with more contrast."""
+    site = dataclasses.replace(SITES["site_A"], unsharp_amount=0.0, gamma=1.0)
+    flat = dataclasses.replace(site, equalisation=0.0)
+    L = np.tile(np.linspace(1.0, 3.0, 240, dtype=np.float32), (120, 1))
+    L[55:65, 115:125] += 0.3  # a 5 mm detail in the middle of the ramp
+    breast = np.ones_like(L, bool)
+    detail = []
+    for s in (site, flat):
+        raw = expose(L, breast, 0.5, s, np.random.default_rng(4))
+        disp = present(raw, breast, 0.5, s, np.random.default_rng(4))
+        around = np.r_[disp[55:65, 100:110].ravel(), disp[55:65, 130:140].ravel()]
+        detail.append(disp[57:63, 117:123].mean() - around.mean())
+    assert detail[0] > 1.5 * detail[1] > 0

@@ -105,3 +105,34 @@ def test_every_lesion_label_is_a_manifest_finding_label_and_unknown_kinds_are_na
     assert {sample_lesion(rng, kind).label for kind in LESION_KINDS} <= set(FINDING_LABELS)
     with pytest.raises(ValueError, match="mass"):
         sample_lesion(rng, "cyst")
+
+
+def test_global_asymmetries_are_larger_than_focal_ones_and_one_view_ones_have_one_view():
+    """BI-RADS: a global asymmetry spans at least a quadrant, a focal one less; a one-view
+    asymmetry is seen in one projection only."""
+    rng = np.random.default_rng(11)
+    drawn = [sample_lesion(rng, "asymmetry") for _ in range(400)]
+    size = {sub: [a.size_mm for a in drawn if a.subtype == sub] for sub in ("focal", "global")}
+    assert min(size["global"]) > max(size["focal"])
+    for a in drawn:
+        assert len(a.views) == (1 if a.subtype == "one_view" else 2)
+
+
+@pytest.mark.parametrize("kind", LESION_KINDS)
+def test_every_lesion_is_seen_in_standard_views(kind):
+    from mammo_helpers.vocab import VIEWS
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        lesion = sample_lesion(rng, kind)
+        assert lesion.views and set(lesion.views) <= set(VIEWS), lesion.views
+
+
+def test_unknown_kinds_are_named():
+    import dataclasses
+
+    lesion = dataclasses.replace(sample_lesion(np.random.default_rng(0), "mass"), kind="cyst")
+    with pytest.raises(ValueError, match="unknown lesion kind 'cyst'"):
+        render_lesion(lesion, (50, 50), 0.2, (100, 100))
+    with pytest.raises(ValueError, match="unknown lesion kind 'cyst'; expected one of"):
+        sample_lesion(np.random.default_rng(0), "cyst")

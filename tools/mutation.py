@@ -151,7 +151,7 @@ def run_sample(target: str, children: int, sample: int, seed: int = 0) -> dict:
     names = sorted(_statuses(work, mutmut))
     picked = sorted(random.Random(seed).sample(names, min(sample, len(names))))
     subprocess.run([*cmd, *picked], cwd=work, env=env, check=False)
-    stats = {"target": target, **_sampled_stats(_statuses(work, mutmut), picked)}
+    stats = {"target": target, "seed": seed, **_sampled_stats(_statuses(work, mutmut), picked)}
     stats["seconds"] = round(time.perf_counter() - start)
     (BUILD / f"{target}.json").write_text(json.dumps(stats, indent=2))
     low, high = stats["kill_rate_ci95"]
@@ -187,6 +187,7 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--children", type=int, default=2, help="parallel test runs (default 2)")
     parser.add_argument("--sample", type=int, help="run this many mutants drawn at random")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     args = parser.parse_args(argv)
     if args.list:
         for name, (paths, tests) in TARGETS.items():
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
         parser.error(f"--sample must be a positive number of mutants, got {args.sample}")
     for target in args.targets:
         if args.sample:
-            run_sample(target, args.children, args.sample)
+            run_sample(target, args.children, args.sample, args.seed)
         else:
             run(target, args.children)
     return 0
