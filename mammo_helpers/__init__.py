@@ -15,38 +15,32 @@ of the cohort), ``mh.plotting`` and ``mh.run`` (the papermill runner behind ``ma
 
 from __future__ import annotations
 
-import importlib
+from mammo_helpers._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {
-    "boxes",
-    "cache",
-    "data",
-    "io",
-    "learnability",
-    "metrics",
-    "models",
-    "paths",
-    "plotting",
-    "preprocess",
-    "repro",
-    "results",
-    "run",
-    "training",
-    "vocab",
-    "xai",
-}
-
-__all__ = sorted(_SUBMODULES | {"__version__"})
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _dir, _names = lazy_attributes(
+    __name__,
+    {
+        "boxes",
+        "cache",
+        "data",
+        "io",
+        "learnability",
+        "metrics",
+        "models",
+        "paths",
+        "plotting",
+        "preprocess",
+        "repro",
+        "results",
+        "run",
+        "training",
+        "vocab",
+        "xai",
+    },
+)
+__all__ = sorted([*_names, "__version__"])
 
 
 def __dir__():

@@ -10,34 +10,19 @@ importing the package stays cheap and has no side effects.
 
 from __future__ import annotations
 
-import importlib
+from mammo_helpers._lazy import lazy_attributes
 
-_SUBMODULES = {
-    "adapters",
-    "cohort",
-    "examples",
-    "manifest",
-    "phantom",
-    "reports",
-    "sources",
-    "splits",
-}
-_FROM_SOURCES = {"load_source", "SOURCES"}
-
-__all__ = sorted(_SUBMODULES | _FROM_SOURCES)
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    if name in _FROM_SOURCES:
-        value = getattr(importlib.import_module(f"{__name__}.sources"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_attributes(
+    __name__,
+    {
+        "adapters",
+        "cohort",
+        "examples",
+        "manifest",
+        "phantom",
+        "reports",
+        "sources",
+        "splits",
+    },
+    exported={"load_source": "sources", "SOURCES": "sources"},
+)

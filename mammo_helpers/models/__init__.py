@@ -4,19 +4,6 @@ attribute access (``mh.models.clip``), so importing the package does not import 
 
 from __future__ import annotations
 
-import importlib
+from mammo_helpers._lazy import lazy_attributes
 
-_SUBMODULES = {"clip", "losses"}
-__all__ = sorted(_SUBMODULES)
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, {"clip", "losses"})
