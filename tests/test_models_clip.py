@@ -152,3 +152,35 @@ def test_zero_shot_is_the_softmax_of_scaled_cosines(standin):
 def test_prompt_lists_of_the_wrong_shape_are_named(standin, prompts, match):
     with pytest.raises(ValueError, match=match):
         clip.prompt_embeddings(standin, prompts, n_classes=4)
+
+
+def test_contrastive_loss_scores_both_towers_and_trains_them_through_fit(tmp_path):
+    """The training callback is the weighted contrastive loss of the two towers' outputs
+    at the model's temperature, and one epoch of mh.training.fit moves both towers."""
+    standin = clip.load_clip(clip.STANDIN, texts=TEXTS, folder=tmp_path, seed=2, **TINY)
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 1, 1, 0])
+    images = torch.randn(4, 3, 32, 32, generator=gen)
+    tokens = standin.tokenize(["Left CC.", "Right MLO.", "Right MLO.", "Left CC."])
+    model = standin.model.eval()
+    weights = torch.tensor([0.5, 1.5])
+    with torch.no_grad():
+        expected = mh.models.losses.weighted_contrastive_loss(
+            model.encode_image(images),
+            model.encode_text(tokens),
+            labels,
+            model.logit_scale.exp(),
+            weights,
+        )
+        got = clip.contrastive_loss(weights)(model, (images, tokens, labels))
+        plain = clip.contrastive_loss()(model, (images, tokens, labels))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = mh.training.fit(
+        model, lambda e: [(images, tokens, labels)], clip.contrastive_loss(), opt, epochs=1
+    )
+    after = model.state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert {"visual", "text", "logit_scale"} <= moved
+    assert history.rows[0]["loss"] == pytest.approx(plain.item(), rel=0.1)  # dropout aside

@@ -43,6 +43,7 @@ __all__ = [
     "Clip",
     "ClipLoadError",
     "build_vocab",
+    "contrastive_loss",
     "load_clip",
     "PromptClassifier",
     "prompt_embeddings",
@@ -163,7 +164,10 @@ def _build(model_cfg: dict, folder: Path):
     cfg["text_cfg"]["hf_model_name"] = str(folder.resolve())
     cfg["text_cfg"]["hf_tokenizer_name"] = str(folder.resolve())
     cfg["text_cfg"]["hf_model_pretrained"] = False
-    return CustomTextCLIP(**cfg)
+    model = CustomTextCLIP(**cfg)
+    # open_clip does not pass image_size to timm: size the ViT's patch grid here
+    model.visual.set_input_size(cfg["vision_cfg"].get("image_size", 224))
+    return model
 
 
 def _tokenizer(folder: Path, context_length: int):
@@ -331,3 +335,21 @@ def zero_shot_probs(clip: Clip, images, prompts, *, n_classes=None, batch_size: 
     with torch.inference_mode():
         out = [model(b).softmax(-1) for b in x.split(batch_size)]
     return torch.cat(out).numpy()
+
+
+# --------------------------------------------------------------------------- training
+def contrastive_loss(weights=None):
+    """A ``loss(model, batch)`` for :func:`mammo_helpers.training.fit`: ``batch`` =
+    (images, tokens, labels), both towers encoded and scored by the class-weighted
+    contrastive loss with the model's temperature (``weights``: one per class, e.g.
+    :func:`mammo_helpers.models.losses.class_weights`). Chapter 01's pre-training (tokens
+    of the reports) and fine-tuning (tokens of each image's class prompt)."""
+    from mammo_helpers.models.losses import weighted_contrastive_loss
+
+    def loss(model, batch):
+        images, tokens, labels = batch
+        image = model.encode_image(images)
+        text = model.encode_text(tokens)
+        return weighted_contrastive_loss(image, text, labels, model.logit_scale.exp(), weights)
+
+    return loss
