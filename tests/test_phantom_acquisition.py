@@ -158,3 +158,27 @@ def test_equalisation_shrinks_a_thickness_fall_off_against_local_detail():
         around = np.r_[disp[55:65, 100:110].ravel(), disp[55:65, 130:140].ravel()]
         detail.append(disp[57:63, 117:123].mean() - around.mean())
     assert detail[0] > 1.5 * detail[1] > 0
+
+
+def test_the_display_stretch_is_set_by_the_breast_not_the_air_around_it():
+    """The 0.5-99.8 percentile stretch reads breast pixels only: the breast fills [0, 1]
+    even when bright air (many photons) surrounds it."""
+    site = SITES["site_C"]
+    L = np.full((160, 160), 0.0, np.float32)
+    L[:, :90] = np.linspace(2.0, 3.0, 90, dtype=np.float32)
+    breast = L > 0
+    rng = np.random.default_rng(6)
+    disp = present(expose(L, breast, 0.3, site, rng), breast, 0.3, site, rng)
+    assert np.percentile(disp[breast], 1) < 0.05 and np.percentile(disp[breast], 99) > 0.9
+
+
+@pytest.mark.parametrize("name", sorted(SITES))
+def test_white_is_stored_near_the_top_of_the_bit_depth(name):
+    site = SITES[name]
+    stored, centre, width = encode(np.array([[0.0, 0.5, 1.0]], np.float32), site)
+    top = 2**site.bits_stored - 1
+    white = int(stored[0, 2]) if site.photometric == "MONOCHROME2" else top - int(stored[0, 2])
+    assert white >= 0.95 * top
+    assert centre == top / 2  # the VOI window is centred on the stored range
+    if site.voi_lut_function == "LINEAR":  # and spans it (a sigmoid LUT compresses the ends)
+        assert width == top
