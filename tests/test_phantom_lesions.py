@@ -136,3 +136,33 @@ def test_unknown_kinds_are_named():
         render_lesion(lesion, (50, 50), 0.2, (100, 100))
     with pytest.raises(ValueError, match="unknown lesion kind 'cyst'; expected one of"):
         sample_lesion(np.random.default_rng(0), "cyst")
+
+
+@pytest.mark.parametrize("spacing", [0.1, 0.4])
+def test_asymmetry_region_is_a_disc_of_its_diameter_at_any_spacing(spacing):
+    les = sample_lesion(np.random.default_rng(2), "asymmetry")
+    les.size_mm = 30.0
+    shape = (int(80 / spacing), int(80 / spacing))
+    out = render_lesion(les, (shape[0] // 2, shape[1] // 2), spacing, shape)
+    assert out.mask.sum() * spacing**2 == pytest.approx(np.pi * 15**2, rel=0.03)
+    assert not out.path_mm.any()  # drawn through the tissue model, not as lesion material
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_calcification_cluster_stays_within_its_extent(seed):
+    les = sample_lesion(np.random.default_rng(seed), "calcification")
+    spacing = 0.1
+    out = render_lesion(les, (200, 200), spacing, (400, 400))
+    rows, cols = np.nonzero(out.path_mm > 0.05 * out.path_mm.max())
+    reach = np.hypot(rows - 200, cols - 200).max() * spacing
+    assert reach <= les.size_mm / 2 * np.sqrt(2) + 1.5, (les.params["distribution"], reach)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_distortion_strands_reach_most_of_its_radius(seed):
+    les = sample_lesion(np.random.default_rng(seed), "architectural_distortion")
+    spacing = 0.2
+    out = render_lesion(les, (150, 150), spacing, (300, 300))
+    rows, cols = np.nonzero(out.path_mm > 0)
+    reach = np.hypot(rows - 150, cols - 150).max() * spacing
+    assert 0.6 * les.size_mm / 2 <= reach <= les.size_mm / 2 + 2 * spacing + 1.0
