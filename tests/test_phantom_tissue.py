@@ -64,3 +64,8 @@ def test_glandular_fraction_is_realised_and_projects_inside_the_breast(vgf):
     assert maps.tomo_fraction.max() <= 1.0
     inside = maps.dm_fraction > 0
     assert maps.dm_fraction[inside].mean() == pytest.approx(vgf, abs=0.08)
+    # tomosynthesis blurs along the tube's motion but keeps the projected amount of gland
+    assert maps.tomo_fraction[inside].mean() == pytest.approx(
+        maps.dm_fraction[inside].mean(), abs=0.03
+    )
+    assert maps.slab_fraction[inside].mean() == pytest.approx(vgf, abs=0.12)
