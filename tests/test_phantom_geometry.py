@@ -74,3 +74,32 @@ def test_unknown_view_is_rejected():
             thickness_mm=50,
             canvas=Canvas(240, 192, 0.5),
         )
+
+
+@pytest.mark.parametrize("nipple_v", [-20.0, 0.0, 15.0])
+def test_nipple_position_is_the_tip_of_the_drawn_breast(nipple_v):
+    canvas = Canvas(240, 192, 0.5)
+    maps = rasterize(_plain(nipple_v_mm=nipple_v), canvas)
+    rows, cols = np.nonzero(maps.breast)
+    tip = cols.max()
+    tip_rows = rows[cols == tip]
+    r, c = maps.nipple_rc
+    assert abs(c - tip) <= 9  # the 4 mm nipple bump sits beyond the depth
+    assert tip_rows.min() - 1 <= r <= tip_rows.max() + 1
+
+
+def test_pectoral_muscle_narrows_from_the_top_of_the_chest_wall_down():
+    """The MLO pectoral edge is a wedge: widest at the top of the image, ending above the
+    nipple level."""
+    g = _plain(
+        "MLO",
+        pectoral_top_mm=50.0,
+        pectoral_tip_v_mm=10.0,
+        pectoral_sagitta_mm=3.0,
+    )
+    maps = rasterize(g, Canvas(240, 192, 0.5))
+    widths = maps.pectoral.sum(axis=1)
+    rows = np.flatnonzero(widths)
+    assert rows.size > 20
+    top, bottom = widths[rows[: len(rows) // 4]].mean(), widths[rows[-len(rows) // 4 :]].mean()
+    assert top > 2 * bottom
