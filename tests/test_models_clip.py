@@ -71,6 +71,15 @@ def test_saved_local_dir_loads_back_with_identical_outputs(standin, tmp_path):
     assert loaded.image_size == 32 and loaded.mean == clip.CLIP_MEAN
 
 
+def test_a_model_without_its_config_is_not_saved(standin, tmp_path):
+    import dataclasses
+
+    bare = dataclasses.replace(standin, config={}, source="hf-hub:x")
+    with pytest.raises(ValueError, match="hf-hub:x: no open_clip config"):
+        clip.save_local_dir(bare, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_local_dir_names_what_is_missing_and_writes_nothing(standin, tmp_path):
     folder = clip.save_local_dir(standin, tmp_path / "m")
     (folder / "vocab.txt").unlink()

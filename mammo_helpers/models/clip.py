@@ -44,6 +44,7 @@ __all__ = [
     "ClipLoadError",
     "build_vocab",
     "contrastive_loss",
+    "hub_reachable",
     "load_clip",
     "PromptClassifier",
     "prompt_embeddings",
@@ -281,6 +282,8 @@ def save_local_dir(clip: Clip, folder) -> Path:
     """Write ``clip`` in BiomedCLIP's ``local-dir:`` layout, atomically; returns the folder."""
     from safetensors.torch import save_file
 
+    if not clip.config:
+        raise ValueError(f"{clip.source}: no open_clip config kept with this model to save")
     source = Path(clip.tokenizer.tokenizer.name_or_path)
     with atomic_directory(folder) as tmp:
         for name in (*TEXT_FILES, "tokenizer_config.json"):
