@@ -1,5 +1,6 @@
 """Figures shared by the chapters: one style (:func:`setup`), mammograms with finding boxes and
-lesion outlines, heat maps over mammograms (attributions, CorRELAX maps), ROC curves.
+lesion outlines, heat maps over mammograms (attributions, CorRELAX maps), ROC curves,
+confusion tables and training curves.
 
 Used by chapter 00 (cohort gallery, preprocessing steps, observer ROC, learnability) and by
 chapters 01-05.
@@ -211,3 +212,41 @@ def pipeline_panels(panels, findings, *, figsize=(15, 4.5)):
         show_mammogram(ax, image, moved, title=title)
     fig.tight_layout()
     return fig
+
+
+def plot_confusion(ax, table, *, title: str | None = None):
+    """A confusion table (true class in rows, predicted in columns, e.g.
+    :func:`mammo_helpers.metrics.confusion`) as a heat map of row shares (recall per true
+    class), each cell labelled with its count and share. Returns the row shares. Chapter 01
+    and the classifiers of chapters 02-05."""
+    counts = np.asarray(table, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or (counts < 0).any():
+        raise ValueError(f"a confusion table is square and non-negative, got shape {counts.shape}")
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    labels = [str(v) for v in getattr(table, "index", range(len(counts)))]
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(counts):
+        colour = "white" if shares[i, j] > 0.6 else "black"
+        ax.text(j, i, f"{int(n)}\n{shares[i, j]:.0%}", ha="center", va="center", color=colour)
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(ticks, labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return shares
+
+
+def plot_history(ax, history, metrics=("loss",), *, best_epoch: int | None = None):
+    """Per-epoch curves of a training :class:`mammo_helpers.training.History` (or its
+    ``frame()``): one line per name in ``metrics``, the best epoch marked. Chapters 00-05."""
+    frame = history.frame() if hasattr(history, "frame") else history
+    missing = [m for m in metrics if m not in frame.columns]
+    if missing:
+        raise KeyError(f"history has no {missing}; it has {list(frame.columns)}")
+    for name in metrics:
+        ax.plot(frame["epoch"], frame[name], marker=".", label=name)
+    best = getattr(history, "best_epoch", None) if best_epoch is None else best_epoch
+    if best is not None:
+        ax.axvline(best, ls="--", color="0.5", lw=0.8, label=f"best epoch {best}")
+    ax.set(xlabel="epoch")
+    ax.legend(fontsize="small")

@@ -146,3 +146,41 @@ def test_exam_grid_skips_exams_with_missing_files(tmp_path):
     fig = exam_grid(missing, classes=["A"], figsize=(4, 1))
     assert not any(ax.get_title() for ax in fig.axes)
     plt.close(fig)
+
+
+def test_plot_confusion_shows_row_shares_and_counts():
+    import pandas as pd
+
+    from mammo_helpers.plotting import plot_confusion
+
+    table = pd.DataFrame([[8, 2, 0], [1, 3, 0], [0, 0, 0]], index=list("ABC"), columns=list("ABC"))
+    fig, ax = plt.subplots()
+    shares = plot_confusion(ax, table, title="t")
+    np.testing.assert_allclose(shares, [[0.8, 0.2, 0], [0.25, 0.75, 0], [0, 0, 0]])
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[0] == "8\n80%" and texts[3] == "1\n25%" and texts[8] == "0\n0%"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B", "C"]
+    np.testing.assert_allclose(ax.images[0].get_array(), shares)
+    with pytest.raises(ValueError, match="square"):
+        plot_confusion(ax, np.ones((2, 3)))
+    plt.close(fig)
+
+
+def test_plot_history_draws_each_metric_by_epoch_and_marks_the_best():
+    from mammo_helpers.plotting import plot_history
+    from mammo_helpers.training import History
+
+    history = History(
+        [{"epoch": e, "loss": 1 / (e + 1), "val_auc": 0.5 + 0.1 * e} for e in range(4)],
+        best_epoch=2,
+    )
+    fig, ax = plt.subplots()
+    plot_history(ax, history, ("loss", "val_auc"))
+    assert [list(line.get_ydata()) for line in ax.lines[:2]] == [
+        [1.0, 0.5, 1 / 3, 0.25],
+        [0.5, 0.6, 0.7, 0.8],
+    ]
+    assert list(ax.lines[2].get_xdata()) == [2, 2]
+    with pytest.raises(KeyError, match="no \\['val_loss'\\]"):
+        plot_history(ax, history, ("val_loss",))
+    plt.close(fig)
