@@ -91,22 +91,6 @@ def _scratch(target: str) -> Path:
     return work
 
 
-def _stats(work: Path, mutmut: str) -> dict:
-    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, check=True, capture_output=True)
-    stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
-    results = subprocess.run(
-        [mutmut, "results"], cwd=work, check=True, capture_output=True, text=True
-    ).stdout
-    survivors = [line.split(":")[0].strip() for line in results.splitlines() if "survived" in line]
-    tested = stats.get("total", 0) - stats.get("skipped", 0)
-    caught = stats.get("killed", 0) + stats.get("timeout", 0)
-    return {
-        **stats,
-        "kill_rate": round(caught / tested, 4) if tested else None,
-        "survived_names": survivors,
-    }
-
-
 def _statuses(work: Path, mutmut: str) -> dict[str, str]:
     """Every mutant's name -> its status ("killed", "survived", "not checked", ...)."""
     out = subprocess.run(
@@ -116,7 +100,9 @@ def _statuses(work: Path, mutmut: str) -> dict[str, str]:
     return {name: status for name, status in pairs}
 
 
-def _sampled_stats(statuses: dict[str, str], names: list[str]) -> dict:
+def _sampled_stats(statuses: dict[str, str], names: list[str], *, sampled: bool = True) -> dict:
+    """Counts and kill rate of the mutants ``names`` (a Wilson interval when they are a
+    random sample of ``statuses``; a full run has no sampling error)."""
     from scipy.stats import binomtest
 
     counts: dict[str, int] = {}
@@ -126,20 +112,18 @@ def _sampled_stats(statuses: dict[str, str], names: list[str]) -> dict:
     if tested == 0:
         raise SystemExit(f"no sampled mutant was tested ({counts}); see mutmut's output above")
     caught = counts.get("killed", 0) + counts.get("timeout", 0)
-    ci = binomtest(caught, tested).proportion_ci(method="wilson")
-    return {
-        "total": len(statuses),
-        "sampled": len(names),
-        **counts,
-        "tested": tested,
-        "kill_rate": round(caught / tested, 4),
-        "kill_rate_ci95": [round(ci.low, 4), round(ci.high, 4)],
-        "survived_names": sorted(n for n in names if statuses[n] == "survived"),
-    }
+    out = {"total": len(statuses), "sampled": len(names), **counts, "tested": tested}
+    out["kill_rate"] = round(caught / tested, 4)
+    if sampled:
+        ci = binomtest(caught, tested).proportion_ci(method="wilson")
+        out["kill_rate_ci95"] = [round(ci.low, 4), round(ci.high, 4)]
+    out["survived_names"] = sorted(n for n in names if statuses[n] == "survived")
+    return out
 
 
-def run_sample(target: str, children: int, sample: int, seed: int = 0) -> dict:
-    """Generate every mutant of ``target``, then run ``sample`` of them drawn with ``seed``."""
+def run(target: str, children: int, sample: int | None = None, seed: int = 0) -> dict:
+    """Mutation-test ``target``: every mutant, or ``sample`` of them drawn with ``seed``
+    (mutmut generates them all first, then runs the named ones)."""
     import random
 
     mutmut = str(Path(sys.executable).with_name("mutmut"))
@@ -147,36 +131,22 @@ def run_sample(target: str, children: int, sample: int, seed: int = 0) -> dict:
     start = time.perf_counter()
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     cmd = [mutmut, "run", "--max-children", str(children)]
-    subprocess.run([*cmd, "no-mutant-has-this-name"], cwd=work, env=env, check=False)
-    names = sorted(_statuses(work, mutmut))
-    picked = sorted(random.Random(seed).sample(names, min(sample, len(names))))
+    picked = []
+    if sample:
+        subprocess.run([*cmd, "no-mutant-has-this-name"], cwd=work, env=env, check=False)
+        names = sorted(_statuses(work, mutmut))
+        picked = sorted(random.Random(seed).sample(names, min(sample, len(names))))
     subprocess.run([*cmd, *picked], cwd=work, env=env, check=False)
-    stats = {"target": target, "seed": seed, **_sampled_stats(_statuses(work, mutmut), picked)}
+    statuses = _statuses(work, mutmut)
+    rates = _sampled_stats(statuses, picked or sorted(statuses), sampled=bool(sample))
+    stats = {"target": target, "seed": seed if sample else None, **rates}
     stats["seconds"] = round(time.perf_counter() - start)
     (BUILD / f"{target}.json").write_text(json.dumps(stats, indent=2))
-    low, high = stats["kill_rate_ci95"]
+    interval = " [{:.1%}, {:.1%}]".format(*stats["kill_rate_ci95"]) if sample else ""
     print(
-        f"{target}: {stats['kill_rate']:.1%} [{low:.1%}, {high:.1%}] killed of a sample of "
-        f"{stats['sampled']} of {stats['total']} mutants in {stats['seconds']} s"
-    )
-    return stats
-
-
-def run(target: str, children: int) -> dict:
-    mutmut = str(Path(sys.executable).with_name("mutmut"))
-    work = _scratch(target)
-    start = time.perf_counter()
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run([mutmut, "run", "--max-children", str(children)], cwd=work, env=env, check=False)
-    stats = {
-        "target": target,
-        **_stats(work, mutmut),
-        "seconds": round(time.perf_counter() - start),
-    }
-    (BUILD / f"{target}.json").write_text(json.dumps(stats, indent=2))
-    print(
-        f"{target}: {stats['kill_rate']:.1%} killed of {stats['total'] - stats['skipped']} mutants "
-        f"({stats['survived']} survived) in {stats['seconds']} s -> {BUILD / f'{target}.json'}"
+        f"{target}: {stats['kill_rate']:.1%}{interval} killed of {stats['tested']} tested "
+        f"mutants ({stats['sampled']} of {stats['total']} run) in {stats['seconds']} s "
+        f"-> {BUILD / f'{target}.json'}"
     )
     return stats
 
@@ -199,10 +169,7 @@ def main(argv=None) -> int:
     if args.sample is not None and args.sample < 1:
         parser.error(f"--sample must be a positive number of mutants, got {args.sample}")
     for target in args.targets:
-        if args.sample:
-            run_sample(target, args.children, args.sample, args.seed)
-        else:
-            run(target, args.children)
+        run(target, args.children, args.sample, args.seed)
     return 0
 
 
