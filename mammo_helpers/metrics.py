@@ -194,6 +194,12 @@ def _row(est: Estimate) -> dict:
     return {"auc": est.value, "low": est.low, "high": est.high}
 
 
+def _outside(allowed, *arrays) -> list:
+    """The values of ``arrays`` that are not in ``allowed``, sorted."""
+    seen = set().union(*(np.asarray(a).tolist() for a in arrays))
+    return sorted(seen - set(allowed), key=str)
+
+
 def accuracy(y_true, y_pred) -> float:
     """Share of predictions equal to the truth."""
     y, pred = np.asarray(y_true), np.asarray(y_pred)
@@ -211,9 +217,7 @@ def confusion(y_true, y_pred, labels):
     from sklearn.metrics import confusion_matrix
 
     labels = list(labels)
-    unknown = sorted(
-        (set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist())) - set(labels), key=str
-    )
+    unknown = _outside(labels, y_true, y_pred)
     if unknown:
         raise ValueError(f"confusion: values {unknown[:5]} are not among the labels {labels}")
     counts = confusion_matrix(y_true, y_pred, labels=labels)
@@ -254,7 +258,7 @@ def adjacent_error_share(y_true, y_pred, order) -> float:
     (e.g. A < B < C < D); NaN when there is no error. Chapter 01."""
     rank = {label: i for i, label in enumerate(order)}
     y, pred = np.asarray(y_true), np.asarray(y_pred)
-    unknown = sorted((set(y.tolist()) | set(pred.tolist())) - set(rank), key=str)
+    unknown = _outside(rank, y, pred)
     if unknown:
         raise ValueError(
             f"adjacent_error_share: values {unknown[:5]} are not in the order {list(order)}"
