@@ -421,3 +421,32 @@ def test_typical_lesion_is_the_median_contrast_lesion_redrawn_in_both_views(tiny
         )
         assert 0.0 <= v.image.min() and v.image.max() <= 1.0
     assert cohort_mod.typical_lesion(tiny.manifest, "lymph_node") == []
+
+
+def test_repeat_exams_are_second_studies_of_the_same_patients(tmp_path):
+    cfg = PhantomConfig(seed=3, resolution_scale=12.0, repeat_share=1.0)
+    df = build_cohort(2, cfg, cache_dir=tmp_path, workers=1, progress=False).manifest
+    assert len(df) == 16 and df.image_id.is_unique and df.patient_id.nunique() == 2
+    assert df.groupby("patient_id").study_id.nunique().eq(2).all()
+    assert sorted(df.exam.unique()) == [0, 1]
+    later = df[df.exam == 1]
+    assert later.study_id.str.endswith("-Y1").all() and later.image_id.str.contains("-Y1-").all()
+    for rec in later.itertuples():
+        first = df[
+            (df.patient_id == rec.patient_id)
+            & (df.exam == 0)
+            & (df.laterality == rec.laterality)
+            & (df.view == rec.view)
+        ].iloc[0]
+        assert rec.pd_true < first.pd_true and rec.age == first.age + 1
+        again = cohort_mod.rerender(df, rec.image_id)
+        assert again.truth["pd_true"] == pytest.approx(rec.pd_true, abs=1e-3)
+    require_four_views(df[df.exam == 0])
+
+
+def test_read_back_gives_the_pixels_a_chapter_reads_from_the_cohort(tiny):
+    for rec in tiny.manifest.iloc[[0, 3]].itertuples():
+        again = cohort_mod.rerender(tiny, rec.image_id)
+        np.testing.assert_array_equal(cohort_mod.read_back(again), read_dicom(rec.path).pixels)
+    clip = cohort_mod.rerender(tiny, rec.image_id, artefacts=("clip",))
+    assert not np.array_equal(cohort_mod.read_back(clip), read_dicom(rec.path).pixels)

@@ -48,6 +48,12 @@ from mammo_helpers.data.phantom.config import MIN_CANVAS_MM
         ({"modalities": ("MRI",)}, "modalities"),
         ({"modalities": ()}, "modalities"),
         ({"modalities": "DM"}, "modalities"),
+        ({"repeat_share": -0.1}, "repeat_share"),
+        ({"repeat_share": 1.01}, "repeat_share"),
+        ({"repeat_share": float("nan")}, "repeat_share"),
+        ({"modality_mix": (1.0, 1.0)}, "modality_mix"),
+        ({"modality_mix": (0.0, 0.0, 0.0)}, "modality_mix"),
+        ({"modality_mix": (0.5, -0.5, 1.0)}, "modality_mix"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(changes, field):

@@ -7,6 +7,7 @@ from mammo_helpers.data.phantom import (
     SITES,
     PhantomConfig,
     lesion_centre_px,
+    patient_exams,
     render_view,
     sample_patient,
 )
@@ -152,3 +153,17 @@ def test_bad_view_laterality_and_modality_are_named(args, message):
         render_view(CFG, p, *args)
     with pytest.raises(ValueError, match="modality"):
         render_view(CFG, p, "L", "CC", modality="MRI")
+
+
+def test_a_repeat_exam_has_the_same_breast_less_gland_and_its_own_noise():
+    cfg = PhantomConfig(seed=7, resolution_scale=12.0, repeat_share=1.0)
+    first, later = patient_exams(cfg, 1)
+    a = render_view(cfg, first, "R", "MLO")
+    b = render_view(cfg, later, "R", "MLO")
+    np.testing.assert_array_equal(a.breast_mask, b.breast_mask)
+    assert b.truth["pd_true"] < a.truth["pd_true"]
+    assert b.truth["vgf"] < a.truth["vgf"]
+    assert not np.array_equal(a.stored, b.stored)
+    assert np.corrcoef(a.display.ravel(), b.display.ravel())[0, 1] > 0.95  # same structure
+    again = render_view(cfg, later, "R", "MLO")
+    np.testing.assert_array_equal(b.stored, again.stored)

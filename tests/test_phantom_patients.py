@@ -1,10 +1,12 @@
 """Patients: deterministic draws whose population matches published breast statistics."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from mammo_helpers.data.phantom import PhantomConfig, sample_patient
+from mammo_helpers.data.phantom import PhantomConfig, patient_exams, sample_patient
+from mammo_helpers.data.phantom.patients import VGF_YEARLY_FACTOR
 
 CFG = PhantomConfig(seed=0)
 
@@ -47,3 +49,45 @@ def test_studies_are_restricted_to_the_requested_modalities():
 def test_a_bad_patient_index_is_refused(index):
     with pytest.raises(ValueError, match="patient index"):
         sample_patient(CFG, index)
+
+
+def test_repeat_exams_go_to_the_requested_share_and_leave_first_exams_alone():
+    none = PhantomConfig(seed=0)
+    some = PhantomConfig(seed=0, repeat_share=0.3)
+    counts = [len(patient_exams(some, i)) for i in range(400)]
+    assert all(len(patient_exams(none, i)) == 1 for i in range(50))
+    assert all(
+        len(patient_exams(PhantomConfig(seed=0, repeat_share=1.0), i)) == 2 for i in range(20)
+    )
+    share = np.mean(np.asarray(counts) == 2)
+    assert stats.binomtest(int(share * 400), 400, 0.3).pvalue > 0.001
+    for i in range(20):  # the first exam does not depend on the share
+        assert patient_exams(some, i)[0] == sample_patient(none, i)
+
+
+def test_a_repeat_exam_is_the_same_breast_a_year_older_with_less_gland():
+    cfg = PhantomConfig(seed=5, repeat_share=1.0)
+    first, later = patient_exams(cfg, 3)
+    assert (later.exam, first.exam) == (1, 0)
+    assert later.patient_id == first.patient_id and later.index == first.index
+    assert later.study_id == first.study_id + "-Y1"
+    assert later.age == pytest.approx(first.age + 1.0)
+    for lat in "LR":
+        assert later.vgf[lat] == pytest.approx(first.vgf[lat] * VGF_YEARLY_FACTOR)
+        assert later.thickness_mm[lat] == first.thickness_mm[lat]
+        assert later.lesions[lat] == first.lesions[lat]
+    assert later.reader_offset != first.reader_offset
+
+
+def test_a_modality_mix_replaces_every_sites_own_mix():
+    cfg = PhantomConfig(seed=1, modality_mix=(0.25, 0.5, 0.25))  # DM, s2D, DBT
+    mods = pd.Series([sample_patient(cfg, i).modality for i in range(600)])
+    share = mods.value_counts(normalize=True)
+    assert share["s2D"] == pytest.approx(0.5, abs=0.06)
+    assert share["DM"] == pytest.approx(0.25, abs=0.05) and share["DBT"] == pytest.approx(
+        0.25, abs=0.05
+    )
+    # site B images only DM on its own; with the mix it has s2D too
+    site_b = PhantomConfig(seed=1, sites=("site_B",), site_weights=(1.0,), modality_mix=(0, 1, 0))
+    assert {sample_patient(site_b, i).modality for i in range(20)} == {"s2D"}
+    assert PhantomConfig(seed=1, modality_mix=[1, 2, 1]).modality_mix == (1.0, 2.0, 1.0)

@@ -58,7 +58,7 @@ from .manifest import (
     save_manifest,
     validate_manifest,
 )
-from .phantom import SITES, PhantomConfig, density_from_pd, render_view, sample_patient
+from .phantom import SITES, PhantomConfig, density_from_pd, patient_exams, render_view
 from .phantom.generator import RenderedImage
 
 GENERATOR_VERSION = "1"
@@ -69,6 +69,7 @@ PHANTOM_PARAMETERS = {
     "RESOLUTION_SCALE": "resolution_scale",
     "SPACING_MM": "spacing_mm",
     "LESION_PREVALENCE": "lesion_prevalence",
+    "REPEAT_SHARE": "repeat_share",
 }
 NOTEBOOK_00 = "00_data_and_preprocessing"
 
@@ -223,18 +224,28 @@ def _write_findings(root: Path, patient_id: str, image_id: str, im: RenderedImag
     return findings
 
 
+def _exam_suffix(patient) -> str:
+    """What a repeat exam adds to its image ids ("" for the first exam)."""
+    return f"-Y{patient.exam}" if patient.exam else ""
+
+
 def _render_patient(args) -> list[dict]:
-    """Render and write the four views of one patient; returns manifest rows."""
+    """Render and write the four views of each exam of one patient; returns manifest rows."""
     config, index, root = args
+    return [
+        row for exam in patient_exams(config, index) for row in _render_exam(config, exam, root)
+    ]
+
+
+def _render_exam(config, patient, root) -> list[dict]:
     root = Path(root)
-    patient = sample_patient(config, index)
     site = SITES[patient.site]
     images = [render_view(config, patient, lat, view) for lat, view in HANGING_ORDER]
     exam_pd = float(np.mean([im.truth["pd_true"] for im in images]))
     density = density_from_pd(exam_pd + patient.reader_offset)
     rows = []
     for im in images:
-        image_id = f"{patient.patient_id}-{im.laterality}{im.view}"
+        image_id = f"{patient.patient_id}{_exam_suffix(patient)}-{im.laterality}{im.view}"
         rel = Path("images") / patient.patient_id / f"{image_id}.dcm"
         _write_image(root, rel, patient, image_id, im)
         findings = _write_findings(root, patient.patient_id, image_id, im)
@@ -257,6 +268,7 @@ def _render_patient(args) -> list[dict]:
                 cancer=int(any(f["malignant"] for f in findings)),
                 findings=findings,
                 source="phantom",
+                exam=patient.exam,
                 pd_true=round(im.truth["pd_true"], 3),
                 exam_pd_true=round(exam_pd, 3),
                 density_true=density_from_pd(exam_pd),
@@ -290,12 +302,12 @@ def _render_all(jobs: list, workers: int, bar: tqdm) -> list[dict]:
         with ctx.Pool(workers, initializer=_die_with_parent) as pool:
             for part in pool.imap(_render_patient, jobs, chunksize=1):
                 rows.extend(part)
-                bar.update(len(part))
+                bar.update(1)
     else:
         for job in jobs:
             part = _render_patient(job)
             rows.extend(part)
-            bar.update(len(part))
+            bar.update(1)
     return rows
 
 
@@ -370,7 +382,8 @@ def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs
     ``cohort`` is a :class:`Cohort` or a phantom manifest from ``load_source``. The same
     patient, breast, tissue and lesions (the tissue field lives on a fixed 0.5 mm grid),
     only the pixel grid and the quantum noise differ. Extra keyword arguments go to
-    :func:`render_view` (``keep_log_raw``, ``modality``). Chapter 00 (lesion gallery).
+    :func:`render_view` (``keep_log_raw``, ``modality``, ``artefacts``). Chapters 00
+    (lesion gallery) and 01 (the same images with paddle edges, clips, implants, text).
     """
     if isinstance(cohort, pd.DataFrame):
         root = cohort.attrs.get("cohort_root")
@@ -382,8 +395,38 @@ def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs
         raise KeyError(f"image_id {image_id!r} is not in the cohort at {cohort.root}")
     rec = rows.iloc[0]
     config = config_from_info(cohort.info, spacing_mm=spacing_mm)
-    patient = sample_patient(config, int(rec.patient_id.rsplit("-", 1)[1]))
+    exams = patient_exams(config, int(rec.patient_id.rsplit("-", 1)[1]))
+    patient = next(e for e in exams if e.study_id == rec.study_id)
     return render_view(config, patient, rec.laterality, rec.view, **kwargs)
+
+
+def read_back(im: RenderedImage) -> np.ndarray:
+    """The pixels of a rendered image as a chapter reads a cohort image: written to a DICOM
+    file with the cohort's writer and read back with :func:`mammo_helpers.io.read_dicom`
+    (VOI LUT applied, ``MONOCHROME1`` inverted). For images drawn again with
+    :func:`rerender`, e.g. with artefacts; chapter 01's robustness figure."""
+    import tempfile
+
+    from mammo_helpers.io import read_dicom, write_dicom
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "image.dcm"
+        write_dicom(
+            path,
+            im.stored,
+            pixel_spacing_mm=im.spacing_mm,
+            laterality=im.laterality,
+            view=im.view,
+            patient_id="P",
+            study_id="S",
+            image_id="I",
+            photometric=im.photometric,
+            bits_stored=im.bits_stored,
+            window_center=im.window_center,
+            window_width=im.window_width,
+            voi_lut_function=im.voi_lut_function,
+        )
+        return read_dicom(path).pixels
 
 
 @dataclass
@@ -477,7 +520,7 @@ def build_cohort(
     with sigterm_as_interrupt(), atomic_directory(final, replace=True) as tmp:
         jobs = [(config, i, str(tmp)) for i in range(n_patients)]
         with tqdm(
-            total=n_patients * 4, desc="phantom images", unit="img", disable=not progress
+            total=n_patients, desc="phantom patients", unit="patient", disable=not progress
         ) as bar:
             rows = _render_all(jobs, workers, bar)
         seconds = time.perf_counter() - start

@@ -59,7 +59,9 @@ class PhantomConfig:
     ``lesion_prevalence`` is P(a breast has at least one lesion); ``reader_noise_pd`` the
     reader's bias (standard deviation, percent-density points); ``dose`` scales the photon
     count (1 = the calibrated dose); ``canvas_mm`` is the detector field (rows, cols) in mm;
-    ``modalities`` restricts the studies to some of DM / s2D / DBT. Bad values raise
+    ``modalities`` restricts the studies to some of DM / s2D / DBT; ``repeat_share`` is
+    the share of patients screened again a year later (a second study); ``modality_mix``
+    (one weight per modality of ``MODALITIES``) replaces every site's own mix. Bad values raise
     ``ValueError`` naming the field.
     """
 
@@ -74,6 +76,8 @@ class PhantomConfig:
     dose: float = 1.0
     canvas_mm: tuple[float, float] = (240.0, 192.0)
     modalities: tuple[str, ...] | None = None  # restrict studies to these modalities
+    repeat_share: float = 0.0  # share of patients with a second exam a year later
+    modality_mix: tuple[float, ...] | None = None  # MODALITIES order; None: each site's own
 
     def __post_init__(self):
         self._check_seed()
@@ -85,6 +89,10 @@ class PhantomConfig:
         _weights("lesion_mix", self.lesion_mix, len(LESION_KINDS), "lesion kind")
         _number("reader_noise_pd", self.reader_noise_pd, low=0.0, low_ok=True)
         _number("dose", self.dose, low=0.0, low_ok=False)
+        _number("repeat_share", self.repeat_share, low=0.0, low_ok=True, high=1.0)
+        if self.modality_mix is not None:
+            _weights("modality_mix", self.modality_mix, len(MODALITIES), "modality")
+            object.__setattr__(self, "modality_mix", tuple(float(w) for w in self.modality_mix))
         self._check_canvas()
         self._check_modalities()
 

@@ -27,6 +27,7 @@ from mammo_helpers.vocab import MODALITIES, check_laterality, check_view
 
 from . import acquisition as acq
 from . import calibration as cal
+from .artefacts import add_artefacts, check_artefacts
 from .config import PhantomConfig
 from .density import percent_density_true
 from .geometry import BreastGeometry, Canvas, GeometryMaps, rasterize, sample_geometry
@@ -36,6 +37,13 @@ from .physics import MU_GLAND, MU_MUSCLE, MU_SKIN, tissue_attenuation
 from .tissue import glandular_maps, to_output_grid
 
 _MODALITY_STREAM = {"DM": 0, "s2D": 1, "DBT": 2}
+_ARTEFACT_STREAM = 50  # + view code: where artefacts go
+_REPEAT_STREAM = 60  # + view code, exam: a repeat exam's exposure
+
+
+def _view_code(laterality: str, view: str) -> int:
+    """0-3 for LCC, LMLO, RCC, RMLO."""
+    return (laterality == "R") * 2 + (view == "MLO")
 
 
 @dataclass
@@ -125,7 +133,7 @@ def view_setup(
     """Random stream and breast geometry of one view (the first draws of its stream)."""
     site = acq.SITES[patient.site]
     canvas = Canvas(*config.canvas_mm, config.spacing_for(site))
-    key = (patient.index, 1 + (laterality == "R") * 2 + (view == "MLO"))
+    key = (patient.index, 1 + _view_code(laterality, view))
     rng = patient_rng(config, *key, _MODALITY_STREAM[modality])
     geom = sample_geometry(
         rng,
@@ -330,17 +338,20 @@ def _finding_record(f: dict, laterality: str, mask: np.ndarray, lesion_index: in
     }
 
 
-def to_image_frame(images: dict, findings: list, patient, laterality, view, site) -> list[dict]:
+def to_image_frame(
+    images: dict, findings: list, patient, laterality, view, site, *, text: bool = False
+) -> list[dict]:
     """Mirror a right breast (``images`` in place), burn in labels, finding records.
 
     ``images`` maps names to breast-frame arrays (chest wall at column 0); for a right
-    breast each is flipped so its chest wall is the last column.
+    breast each is flipped so its chest wall is the last column. Labels are burned in where
+    the site does so, or everywhere with ``text``.
     """
     flip = laterality == "R"
     if flip:
         for name in images:
             images[name] = images[name][:, ::-1]
-    if site.burned_in_text:
+    if site.burned_in_text or text:
         images["stored"] = acq.burn_in_label(
             images["stored"], f"{laterality} {view}", site, laterality
         )
@@ -389,16 +400,21 @@ def render_view(
     *,
     keep_log_raw: bool = False,
     modality: str | None = None,
+    artefacts=(),
 ) -> RenderedImage:
     """Draw one view of ``patient`` (chest wall at column 0 for L, last column for R).
 
     ``modality`` (DM, s2D or DBT) defaults to the patient's; ``keep_log_raw`` also returns
     ``-log`` of the raw detector signal and the projected glandular fraction (for the
-    realism checks). The stages are listed in the module docstring.
+    realism checks); ``artefacts`` names objects of
+    :data:`~mammo_helpers.data.phantom.artefacts.ARTEFACTS` to put in the beam. A repeat
+    exam (``patient.exam`` > 0) has the same breast and tissue structure and its own
+    quantum noise. The stages are listed in the module docstring.
     """
     check_laterality(laterality)
     check_view(view)
     modality = _check_modality(modality or patient.modality)
+    artefacts = check_artefacts(artefacts)
     site = acq.SITES[patient.site]
     rng, geom, canvas = view_setup(config, patient, laterality, view, modality)
     spacing = canvas.spacing_mm
@@ -415,9 +431,17 @@ def render_view(
         lesions, centres, cols, maps, geom, spacing, modality=modality, view=view
     )
     line = modality_image(cols, modality, spacing, maps.breast)
+    view_code = _view_code(laterality, view)
+    if artefacts:
+        art_rng = patient_rng(config, patient.index, _ARTEFACT_STREAM + view_code)
+        line = add_artefacts(line, maps.breast, spacing, artefacts, art_rng)
+    if patient.exam:  # a later exam: same tissue, new exposure
+        rng = patient_rng(config, patient.index, _REPEAT_STREAM + view_code, patient.exam)
     images, wc, ww = _acquire(line, maps.breast, spacing, site, rng, config.dose)
     images.update(gland=fractions.dm, breast=maps.breast, pectoral=maps.pectoral)
-    findings = to_image_frame(images, found, patient, laterality, view, site)
+    findings = to_image_frame(
+        images, found, patient, laterality, view, site, text="text" in artefacts
+    )
     images = {name: np.ascontiguousarray(a) for name, a in images.items()}
     return RenderedImage(
         stored=images["stored"],

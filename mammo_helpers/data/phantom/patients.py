@@ -8,12 +8,13 @@ be drawn again on its own. Used by the generator and the cohort builder (chapter
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from mammo_helpers.vocab import LATERALITIES
+from mammo_helpers.vocab import LATERALITIES, MODALITIES
 
 from . import calibration as cal
 from .acquisition import SITES
@@ -45,6 +46,7 @@ class PatientSpec:
     beta3d: dict
     lesions: dict  # laterality -> list[Lesion]
     reader_offset: float = 0.0  # this exam's reader bias in PD points
+    exam: int = 0  # 0 = the first exam; 1 = the screening exam a year later
 
 
 def patient_rng(config: PhantomConfig, *keys: int) -> np.random.Generator:
@@ -53,6 +55,9 @@ def patient_rng(config: PhantomConfig, *keys: int) -> np.random.Generator:
 
 
 def _choose_modality(config: PhantomConfig, mix: dict, rng: np.random.Generator) -> str:
+    if config.modality_mix is not None:
+        mix = dict(zip(MODALITIES, config.modality_mix, strict=True))
+        mix = {m: p for m, p in mix.items() if p > 0}
     if config.modalities:
         mix = {m: p for m, p in mix.items() if m in config.modalities} or {
             m: 1.0 for m in config.modalities
@@ -125,3 +130,34 @@ def sample_patient(config: PhantomConfig, index: int) -> PatientSpec:
         lesions=lesions,
         reader_offset=float(rng.normal(0.0, config.reader_noise_pd)),
     )
+
+
+#: A year of involution: the glandular fraction of a repeat exam is this times the first
+#: exam's. An assumption of the phantom (longitudinal studies report volumetric density
+#: falling by a few percent a year at screening ages), stated in chapter 01.
+VGF_YEARLY_FACTOR = 0.95
+
+
+def repeat_exam(config: PhantomConfig, patient: PatientSpec) -> PatientSpec:
+    """``patient``'s screening exam a year later: the same breasts, tissue structure and
+    lesions, one year older, glandular fraction times :data:`VGF_YEARLY_FACTOR`, its own
+    reader bias and (when drawn) its own noise. The study id ends in ``-Y1``."""
+    rng = patient_rng(config, patient.index, 0, 1)
+    return dataclasses.replace(
+        patient,
+        study_id=f"{patient.study_id}-Y1",
+        exam=1,
+        age=round(patient.age + 1.0, 1),
+        vgf={lat: v * VGF_YEARLY_FACTOR for lat, v in patient.vgf.items()},
+        reader_offset=float(rng.normal(0.0, config.reader_noise_pd)),
+    )
+
+
+def patient_exams(config: PhantomConfig, index: int) -> list[PatientSpec]:
+    """The exams of patient ``index``: the first, and a repeat a year later for a share
+    ``config.repeat_share`` of patients (drawn on its own stream, so the first exams are
+    the same whatever the share). Chapter 01 keeps such longitudinal patients in training."""
+    first = sample_patient(config, index)
+    if patient_rng(config, index, 0, 2).random() < config.repeat_share:
+        return [first, repeat_exam(config, first)]
+    return [first]
