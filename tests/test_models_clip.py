@@ -38,8 +38,9 @@ def test_standin_is_biomedclip_shaped(standin):
     assert model.visual.trunk.global_pool == "token"  # CLS pooling, as BiomedCLIP's ViT
     assert type(model.text.pooler).__name__ == "MeanPooler"  # the one departure (docstring)
     assert isinstance(model.text.proj, torch.nn.Sequential)  # the MLP projection
+    assert standin.tokenizer(["Extremely dense breasts, left side."]).shape == (1, 256)
     tokens = standin.tokenize(["Extremely dense breasts, left side."])
-    assert tokens.shape == (1, 256)
+    assert tokens.shape[0] == 1 and 8 <= tokens.shape[1] < 30  # padding cut off
     assert (tokens != 1).all()  # [UNK] is id 1: the character vocabulary covers new words
     image, text, _ = _outputs(model, tokens)
     assert image.shape == (2, 16) and text.shape == (1, 16)
@@ -214,3 +215,46 @@ def test_contrastive_training_teaches_the_standin_a_toy_task(tmp_path, seed):
     mh.training.fit(model.model, lambda e: batches, clip.contrastive_loss(), opt, epochs=20)
     probs = clip.zero_shot_probs(model, images.numpy(), prompts)
     assert (probs.argmax(1) == labels.numpy()).mean() == 1.0
+
+
+def test_trim_padding_cuts_only_columns_that_are_padding_everywhere():
+    tokens = torch.tensor([[2, 7, 3, 0, 0, 0], [2, 7, 8, 9, 3, 0]])
+    assert clip.trim_padding(tokens).tolist() == [[2, 7, 3, 0, 0], [2, 7, 8, 9, 3]]
+    assert clip.trim_padding(torch.zeros(2, 4, dtype=torch.long)).shape == (2, 1)
+    assert clip.trim_padding(torch.tensor([[5, 1, 1]]), pad_id=1).tolist() == [[5]]
+    full = torch.tensor([[4, 4], [4, 0]])
+    assert torch.equal(clip.trim_padding(full), full)
+
+
+def test_trimmed_tokens_give_the_same_text_embeddings(standin):
+    texts = ["Left CC view of a fatty breast.", "Dense."]
+    full = standin.tokenizer(texts)
+    trimmed = standin.tokenize(texts)
+    assert trimmed.shape[1] < full.shape[1]
+    with torch.no_grad():
+        a = standin.model.eval().encode_text(full)
+        b = standin.model.encode_text(trimmed)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_the_prompt_loss_is_the_contrastive_loss_with_each_images_prompt(standin):
+    prompts = standin.tokenize(["fatty", "dense breasts", "very dense breasts"])
+    labels = torch.tensor([2, 0, 0, 1, 2])
+    images = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    weights = torch.tensor([0.2, 1.0, 1.8])
+    model = standin.model.eval()
+    grads = []
+    for fn, batch in [
+        (clip.prompt_contrastive_loss(prompts, weights), (images, labels)),
+        (clip.contrastive_loss(weights), (images, prompts[labels], labels)),
+    ]:
+        model.zero_grad()
+        value = fn(model, batch)
+        value.backward()
+        grads.append(
+            (value.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        )
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
+    assert len(grads[0][1]) == len(grads[1][1]) > 0
+    for g0, g1 in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(g0, g1, atol=1e-6, rtol=1e-4)

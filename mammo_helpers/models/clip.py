@@ -44,13 +44,16 @@ __all__ = [
     "Clip",
     "ClipLoadError",
     "build_vocab",
+    "check_image_size",
     "contrastive_loss",
     "hub_reachable",
     "load_clip",
     "PromptClassifier",
+    "prompt_contrastive_loss",
     "prompt_embeddings",
     "save_local_dir",
     "standin_config",
+    "trim_padding",
     "zero_shot_probs",
 ]
 
@@ -86,11 +89,21 @@ class Clip:
     config: dict = field(default_factory=dict, repr=False)
 
     def tokenize(self, texts: list[str]):
-        return self.tokenizer(list(texts))
+        """Token ids (N, L) of ``texts``, cut after the last column that is not padding
+        (the text tower masks padding, so its output is the same; a batch of 30-token
+        reports then costs 30 positions, not the context's 256)."""
+        pad = getattr(getattr(self.tokenizer, "tokenizer", None), "pad_token_id", None)
+        return trim_padding(self.tokenizer(list(texts)), 0 if pad is None else pad)
 
     def describe(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
         return f"{self.source}: {n / 1e6:.1f} M weights, images {self.image_size} px"
+
+
+def trim_padding(tokens, pad_id: int = 0):
+    """``tokens`` (N, L) without the trailing columns that are padding in every row."""
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    return tokens[:, : int(used.max()) + 1 if len(used) else 1]
 
 
 # --------------------------------------------------------------------------- stand-in
@@ -307,6 +320,19 @@ def save_local_dir(clip: Clip, folder) -> Path:
     return Path(folder)
 
 
+def check_image_size(clip: Clip, size) -> int:
+    """``size`` (the chapter's ``IMAGE_SIZE``) if the image tower takes images of that side;
+    otherwise a ``ValueError`` naming both (BiomedCLIP's ViT-B/16 takes 224 px)."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"IMAGE_SIZE must be a positive integer, got {size!r}")
+    if int(size) != int(clip.image_size):
+        raise ValueError(
+            f"IMAGE_SIZE is {size} but the image tower of {clip.source} takes "
+            f"{clip.image_size} x {clip.image_size} px images: set IMAGE_SIZE {clip.image_size}"
+        )
+    return int(size)
+
+
 # --------------------------------------------------------------------------- zero-shot
 def _check_prompts(prompts, n_classes: int | None) -> list[str]:
     if isinstance(prompts, str) or not all(isinstance(p, str) and p.strip() for p in prompts):
@@ -363,6 +389,22 @@ def contrastive_loss(weights=None):
         images, tokens, labels = batch
         image = model.encode_image(images)
         text = model.encode_text(tokens)
+        return weighted_contrastive_loss(image, text, labels, model.logit_scale.exp(), weights)
+
+    return loss
+
+
+def prompt_contrastive_loss(prompt_tokens, weights=None):
+    """A ``loss(model, batch)`` for fine-tuning on class prompts: ``batch`` = (images,
+    labels); each image's text is its class prompt. The same value and gradients as
+    :func:`contrastive_loss` with ``tokens = prompt_tokens[labels]``, but the text tower
+    encodes the K prompts once per batch instead of one copy per image. Chapter 01."""
+    from mammo_helpers.models.losses import weighted_contrastive_loss
+
+    def loss(model, batch):
+        images, labels = batch
+        image = model.encode_image(images)
+        text = model.encode_text(prompt_tokens)[labels]
         return weighted_contrastive_loss(image, text, labels, model.logit_scale.exp(), weights)
 
     return loss
