@@ -20,11 +20,14 @@ __all__ = [
     "Estimate",
     "accuracy",
     "adjacent_error_share",
+    "apply_cutpoints",
     "auc_ci",
     "bootstrap_ci",
+    "classification_summary",
     "confusion",
     "macro_auc",
     "one_vs_rest_auc",
+    "ordinal_cutpoints",
     "per_class_auc_ci",
     "recall_ci",
     "roc_auc",
@@ -266,3 +269,100 @@ def adjacent_error_share(y_true, y_pred, order) -> float:
     distance = np.abs(np.vectorize(rank.get)(y) - np.vectorize(rank.get)(pred)) if len(y) else y
     wrong = distance > 0
     return float((distance[wrong] == 1).mean()) if wrong.any() else math.nan
+
+
+def ordinal_cutpoints(score, y_true, n_classes: int) -> np.ndarray:
+    """The ``n_classes - 1`` increasing thresholds on a 1-D ``score`` that classify the most
+    training samples right when class k is given to scores between cutpoint k-1 and k
+    (exact, by dynamic programming over the sorted scores; each cutpoint sits midway
+    between two neighbouring scores). Chapter 01: the percent-density baseline, thresholds
+    fitted on training images."""
+    s = np.asarray(score, dtype=float)
+    y = _labels(y_true, n_classes)
+    if s.ndim != 1 or len(s) != len(y) or not len(s) or not np.isfinite(s).all():
+        raise ValueError("ordinal_cutpoints: score must be 1-D, finite and match y_true")
+    order = np.argsort(s, kind="stable")
+    s, y = s[order], y[order]
+    values = np.unique(s)  # tied scores get one class
+    hits = np.zeros((len(values), n_classes))  # hits[i, k]: samples of class k at value i
+    np.add.at(hits, (np.searchsorted(values, s), y), 1)
+    best = np.empty((n_classes, len(values)))  # best[k, i]: most right up to i, i in class k
+    came = np.zeros((n_classes, len(values)), dtype=int)
+    best[:, 0] = hits[0]
+    for i in range(1, len(values)):
+        run = -np.inf
+        arg = 0
+        for k in range(n_classes):
+            if best[k, i - 1] > run:
+                run, arg = best[k, i - 1], k
+            best[k, i] = run + hits[i, k]
+            came[k, i] = arg
+    classes = np.empty(len(values), dtype=int)
+    classes[-1] = int(np.argmax(best[:, -1]))
+    for i in range(len(values) - 1, 0, -1):
+        classes[i - 1] = came[classes[i], i]
+    cuts = []
+    for k in range(n_classes - 1):  # cutpoint k: between the last value of class <= k and the next
+        above = np.flatnonzero(classes > k)
+        if not len(above):
+            cuts.append(values[-1] + 1.0)
+        elif above[0] == 0:
+            cuts.append(values[0] - 1.0)
+        else:
+            cuts.append((values[above[0] - 1] + values[above[0]]) / 2)
+    return np.asarray(cuts)
+
+
+def apply_cutpoints(score, cutpoints) -> np.ndarray:
+    """Class indices of ``score`` given increasing ``cutpoints`` (see
+    :func:`ordinal_cutpoints`): the number of cutpoints below each score."""
+    return np.searchsorted(np.asarray(cutpoints, dtype=float), np.asarray(score, float), "left")
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _interval(est: Estimate) -> list | None:
+    low, high = _finite_or_none(est.low), _finite_or_none(est.high)
+    return None if low is None or high is None else [low, high]
+
+
+def classification_summary(
+    y_true, probs, groups=None, *, classes, n_boot: int = 1000, seed: int = 0
+) -> dict:
+    """One model's numbers on one set, as chapter 01 reports them (JSON-ready): accuracy,
+    the one-vs-rest AUC of each class and their macro mean, each with a percentile interval
+    from resampling ``groups`` (patients); per-class accuracy (the share of a class's images
+    given that class) and counts. A value that is undefined on this set (a class without
+    images, e.g. in a small external set) is None; the macro AUC then averages the classes
+    that have images, listed in ``macro_auc_classes``."""
+    y, p = _probs(y_true, probs)
+    if len(classes) != p.shape[1]:
+        raise ValueError(f"{len(classes)} class names for {p.shape[1]} columns of probs")
+    kw = dict(n_boot=n_boot, seed=seed)
+    pred = p.argmax(1)
+    acc = bootstrap_ci(lambda yy, pp: accuracy(yy, pp.argmax(1)), y, p, groups, **kw)
+    present = [k for k in range(p.shape[1]) if 0 < (y == k).sum() < len(y)]
+    out = {"n_images": len(y), "accuracy": acc.value, "accuracy_ci": _interval(acc)}
+    out |= {"per_class_auc": {}, "per_class_auc_ci": {}, "per_class_accuracy": {}, "counts": {}}
+    for k, name in enumerate(classes):
+        est = (
+            bootstrap_ci(lambda yy, pp, k=k: roc_auc(yy == k, pp[:, k]), y, p, groups, **kw)
+            if k in present
+            else None
+        )
+        out["per_class_auc"][name] = None if est is None else est.value
+        out["per_class_auc_ci"][name] = None if est is None else _interval(est)
+        n = int((y == k).sum())
+        out["per_class_accuracy"][name] = float((pred[y == k] == k).mean()) if n else None
+        out["counts"][name] = n
+
+    def macro(yy, pp):
+        return float(np.mean([roc_auc(yy == k, pp[:, k]) for k in present]))
+
+    est = bootstrap_ci(macro, y, p, groups, **kw) if present else None
+    out["macro_auc"] = None if est is None else est.value
+    out["macro_auc_ci"] = None if est is None else _interval(est)
+    out["macro_auc_classes"] = [classes[k] for k in present]
+    return out

@@ -53,6 +53,11 @@ class Target:
     note: str = ""
 
 
+def is_metric_name(text: str) -> bool:
+    """A metric name: identifiers joined by dots (``finetuned_accuracy``, ``per_class_auc.D``)."""
+    return all(part.isidentifier() for part in text.split("."))
+
+
 def _bound(text: str, where: str) -> float | str | None:
     text = text.strip()
     if not text:
@@ -60,7 +65,7 @@ def _bound(text: str, where: str) -> float | str | None:
     try:
         value = float(text)
     except ValueError:
-        if not text.isidentifier():
+        if not is_metric_name(text):
             raise ValueError(f"{where}: {text!r} is neither a number nor a metric name") from None
         return text
     if not math.isfinite(value):
@@ -79,7 +84,7 @@ def parse_targets(text: str, origin: str = "targets") -> list[Target]:
     for line, row in enumerate(reader, start=2):
         where = f"{origin}, line {line}"
         name = (row["name"] or "").strip()
-        if not name.isidentifier():
+        if not is_metric_name(name):
             raise ValueError(f"{where}: name {name!r} is not a metric name")
         if name in seen:
             raise ValueError(f"{where}: target {name!r} appears twice")
@@ -154,19 +159,31 @@ def _band_text(low, high) -> str:
     return f"{show(low)} - {show(high)}"
 
 
+def metric_value(metrics: dict, name: str) -> Any:
+    """``metrics[name]``, where a dotted name reaches into nested dicts
+    (``"per_class_auc.D"`` is ``metrics["per_class_auc"]["D"]``); None when absent."""
+    value: Any = metrics
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def compare(targets: list[Target], metrics: dict) -> pd.DataFrame:
     """The paper-vs-measured table: one row per target with the measured value and status.
 
+    A target's name is a metric's name, dotted for a nested value (``per_class_auc.D``).
     A bound that names another metric is replaced by that metric's value (e.g. the DBT
     exponent must stay below the DM one); the table shows both the rule and the number.
     """
     rows = []
     for t in targets:
-        value = metrics.get(t.name)
+        value = metric_value(metrics, t.name)
         resolved, missing_reference = [], False
         for bound in (t.low, t.high):
             if isinstance(bound, str):
-                bound = metrics.get(bound)
+                bound = metric_value(metrics, bound)
                 if not isinstance(bound, int | float):
                     missing_reference, bound = True, None
             resolved.append(bound)

@@ -1,6 +1,9 @@
 """mammo_helpers.metrics: AUC against scikit-learn and a hand case, the patient bootstrap
 against scipy's bootstrap and against resampling one row per patient."""
 
+import itertools
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -231,3 +234,80 @@ def test_adjacent_error_share_hand_case():
     assert np.isnan(metrics.adjacent_error_share(list("AB"), list("AB"), "ABCD"))
     with pytest.raises(ValueError, match=r"values \['E'\] are not in the order"):
         metrics.adjacent_error_share(["E"], ["A"], "ABCD")
+
+
+def _best_monotone_accuracy(score, y, k):
+    """Brute force: every way to give increasing classes to the sorted distinct scores."""
+    values = np.unique(score)
+    best = 0
+    for cuts in itertools.combinations_with_replacement(range(len(values) + 1), k - 1):
+        cls = np.searchsorted(np.asarray(cuts), np.arange(len(values)), side="right")
+        pred = cls[np.searchsorted(values, score)]
+        best = max(best, int((pred == y).sum()))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ordinal_cutpoints_reach_the_best_monotone_accuracy(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, 14)
+    score = np.round(y + rng.normal(0, 1.2, 14), 1)  # noisy, with ties
+    cuts = metrics.ordinal_cutpoints(score, y, 4)
+    pred = metrics.apply_cutpoints(score, cuts)
+    assert np.all(np.diff(cuts) >= 0) and len(cuts) == 3
+    assert int((pred == y).sum()) == _best_monotone_accuracy(score, y, 4)
+
+
+def test_ordinal_cutpoints_on_a_hand_case():
+    score = [1, 2, 3, 10, 11, 20, 21, 30]
+    y = [0, 0, 0, 1, 1, 2, 2, 3]
+    cuts = metrics.ordinal_cutpoints(score, y, 4)
+    np.testing.assert_allclose(cuts, [6.5, 15.5, 25.5])
+    assert metrics.apply_cutpoints([0, 6.5, 7, 16, 100], cuts).tolist() == [0, 0, 1, 2, 3]
+    with pytest.raises(ValueError, match="finite"):
+        metrics.ordinal_cutpoints([1.0, np.nan], [0, 1], 2)
+
+
+def test_classification_summary_matches_scikit_learn_and_bootstraps_patients():
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, 120)
+    probs = rng.dirichlet(np.ones(4), 120) + np.eye(4)[y] * 0.4
+    probs /= probs.sum(1, keepdims=True)
+    groups = np.repeat(np.arange(60), 2)
+    out = metrics.classification_summary(y, probs, groups, classes=list("ABCD"), n_boot=200)
+    assert out["accuracy"] == pytest.approx(accuracy_score(y, probs.argmax(1)))
+    assert out["macro_auc"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr"))
+    for k, c in enumerate("ABCD"):
+        assert out["per_class_auc"][c] == pytest.approx(roc_auc_score(y == k, probs[:, k]))
+        low, high = out["per_class_auc_ci"][c]
+        assert low <= out["per_class_auc"][c] <= high
+        assert out["per_class_accuracy"][c] == pytest.approx((probs.argmax(1)[y == k] == k).mean())
+        assert out["counts"][c] == (y == k).sum()
+    assert out["macro_auc_classes"] == list("ABCD") and out["n_images"] == 120
+    same = metrics.classification_summary(y, probs, groups, classes=list("ABCD"), n_boot=200)
+    assert same == out  # seeded
+    one = metrics.classification_summary(y, probs, np.zeros(120), classes=list("ABCD"), n_boot=50)
+    assert one["accuracy_ci"] == [out["accuracy"]] * 2  # one patient: every resample is all
+    # every image twice: resampling the pairs (patients) gives the width of the 120 distinct
+    # images; resampling the 240 rows as if independent pretends to know more
+    twice_y, twice_p = np.repeat(y, 2), np.repeat(probs, 2, axis=0)
+    kw = dict(classes=list("ABCD"), n_boot=400)
+    pairs = metrics.classification_summary(twice_y, twice_p, np.repeat(np.arange(120), 2), **kw)
+    rows = metrics.classification_summary(twice_y, twice_p, **kw)
+    assert np.diff(pairs["macro_auc_ci"])[0] > 1.2 * np.diff(rows["macro_auc_ci"])[0]
+
+
+def test_classification_summary_leaves_absent_classes_undefined_not_nan():
+    y = np.array([2, 2, 1, 1, 2, 1])
+    probs = np.tile([0.1, 0.3, 0.5, 0.1], (6, 1)) + np.eye(4)[y] * 0.2
+    out = metrics.classification_summary(y, probs, classes=list("ABCD"), n_boot=50)
+    assert out["per_class_auc"]["A"] is None and out["per_class_auc_ci"]["D"] is None
+    assert out["per_class_accuracy"]["A"] is None and out["counts"]["A"] == 0
+    assert out["macro_auc_classes"] == ["B", "C"]
+    expected = np.mean([roc_auc_score(y == k, probs[:, k]) for k in (1, 2)])
+    assert out["macro_auc"] == pytest.approx(expected)
+    json.dumps(out, allow_nan=False)  # nothing undefined is written as NaN
+    one = metrics.classification_summary(np.array([1, 1]), probs[:2], classes=list("ABCD"))
+    assert one["macro_auc"] is None and one["macro_auc_classes"] == []

@@ -14,7 +14,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from mammo_helpers import results  # noqa: E402
-from mammo_helpers.results import Recorder, Target, compare, load_targets, parse_targets  # noqa: E402
+from mammo_helpers.results import (  # noqa: E402
+    Recorder,
+    Target,
+    compare,
+    load_targets,
+    metric_value,
+    parse_targets,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "name,description,reference,low,high,source,note\n"
@@ -32,6 +39,8 @@ def test_parse_targets_reads_numbers_metric_names_and_open_sides():
     [
         ("name,description\n", "header must be"),
         (HEADER + "a b,A,r,1,2,s,\n", "line 2: name 'a b' is not a metric name"),
+        (HEADER + "a.,A,r,1,2,s,\n", "line 2: name 'a.' is not a metric name"),
+        (HEADER + "a..b,A,r,1,2,s,\n", "line 2: name 'a..b' is not a metric name"),
         (HEADER + "a,A,r,1,2,s,\na,A,r,1,2,s,\n", "line 3: target 'a' appears twice"),
         (HEADER + "a,A,r,1,2,,\n", "line 2: target 'a' has no source"),
         (HEADER + "a,A,r,nan,2,s,\n", "bound 'nan' is not finite"),
@@ -69,6 +78,16 @@ def test_compare_status_against_hand_cases():
     assert (
         compare([Target("q", "", "", 0, 1, "s")], {"q": float("nan")}).status[0] == "not measured"
     )
+
+
+def test_dotted_target_names_reach_into_nested_metrics():
+    targets = parse_targets(HEADER + "auc.D,D,r,0.9,,s,\nauc.A,A,r,,auc.D,s,\nauc.E,E,r,0,1,s,\n")
+    metrics = {"auc": {"A": 0.95, "D": 0.92}, "flat": 1.0}
+    table = compare(targets, metrics).set_index("target")
+    assert table.measured.iloc[:2].tolist() == [0.92, 0.95] and np.isnan(table.measured.iloc[2])
+    assert table.status.tolist() == ["within", "above", "not measured"]
+    assert metric_value(metrics, "auc.D") == 0.92 and metric_value(metrics, "flat.x") is None
+    assert metric_value(metrics, "nope") is None and metric_value(metrics, "auc") == metrics["auc"]
 
 
 def test_recorder_writes_figures_tables_and_metrics_atomically(tmp_path):

@@ -417,3 +417,21 @@ def test_undersampling_follows_the_mix_and_keeps_the_limiting_class_whole():
 def test_undersampling_refuses_impossible_mixes(mix, match):
     with pytest.raises(ValueError, match=match):
         undersample_to_mix(_density_images({"A": 10, "B": 10}), "density", mix)
+
+
+def test_require_classes_per_fold_names_the_fold_part_and_class():
+    from mammo_helpers.data.splits import require_classes_per_fold
+
+    classes = ["A", "B", "C"]
+    y = np.array([0, 1, 2, 0, 1, 2, 0])
+    require_classes_per_fold(y, np.array([0, 0, 0, 1, 1, 1, -1]), classes)
+    with pytest.raises(
+        ValueError, match=r"fold 1: the validation part has no image of class\(es\) \['C'\]"
+    ):
+        require_classes_per_fold(y[:6].tolist() + [2], np.array([0, 0, 0, 1, 1, 0, -1]), classes)
+    with pytest.raises(
+        ValueError, match=r"fold 0: the training part has no image of class\(es\) \['C'\]"
+    ):
+        require_classes_per_fold(np.array([0, 1, 2, 0, 1]), np.array([1, 1, 0, 0, 0]), classes)
+    with pytest.raises(ValueError, match="3 labels for 2"):
+        require_classes_per_fold(y[:3], np.array([0, 1]), classes)

@@ -229,6 +229,23 @@ def _always_train(df: pd.DataFrame, patients) -> np.ndarray:
     return ids.isin(wanted).to_numpy()
 
 
+def require_classes_per_fold(labels, folds, classes) -> None:
+    """Every fold's validation part (``folds == k``) and training part (``folds != k``)
+    holds every class of ``classes`` (``labels`` are indices into it); otherwise a
+    ``ValueError`` names the fold, the part and the missing classes. Chapter 01."""
+    y, f = np.asarray(labels), np.asarray(folds)
+    if y.shape != f.shape:
+        raise ValueError(f"{len(y)} labels for {len(f)} fold indices")
+    for k in sorted(set(f.tolist()) - {-1}):
+        for part, rows in (("validation", f == k), ("training", f != k)):
+            absent = [c for i, c in enumerate(classes) if not (y[rows] == i).any()]
+            if absent:
+                raise ValueError(
+                    f"fold {k}: the {part} part has no image of class(es) {absent}; use fewer "
+                    "folds or more patients"
+                )
+
+
 def undersample_to_mix(df: pd.DataFrame, column: str, mix: dict, *, seed: int = 0) -> pd.DataFrame:
     """Images drawn at random so that the classes of ``column`` follow the proportions of
     ``mix`` (class -> count, e.g. paper 01's 4,000 A / 6,000 B / 6,000 C / 3,000 D), as
