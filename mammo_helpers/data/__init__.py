@@ -4,8 +4,8 @@ schema, patient-level splits, the cohort cache, the dataset adapters and the pha
 Every chapter (00-05) gets its images with :func:`load_source` (``mh.data.load_source``).
 Submodules load lazily on first attribute access (``mh.data.manifest``, ``mh.data.splits``,
 ``mh.data.cohort``, ``mh.data.adapters``, ``mh.data.examples``, ``mh.data.phantom``,
-``mh.data.reports``), so
-importing the package stays cheap and has no side effects.
+``mh.data.reports``, ``mh.data.images``), so importing the package stays cheap and has no
+side effects.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = lazy_attributes(
         "adapters",
         "cohort",
         "examples",
+        "images",
         "manifest",
         "phantom",
         "reports",

@@ -1,0 +1,269 @@
+"""Training CLIP models on image arrays: contrastive pre-training on image-report pairs,
+fine-tuning on class prompts (paper 01's weighted contrastive loss), and the practitioner's
+baseline, the same image tower with a linear head trained by cross-entropy. Chapter 01.
+
+Every trainer takes preprocessed images (N, 3, S, S) as a numpy array and integer labels,
+draws shuffled mini-batches with random left-right flips from a seeded generator, trains
+through :func:`mammo_helpers.training.fit` (AdamW, cosine learning rate) and returns the
+per-epoch :class:`~mammo_helpers.training.History`. :func:`cached_training` keeps the trained
+weights in the model cache, keyed by the settings, a digest of the data and this code.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from mammo_helpers import training
+from mammo_helpers.models import clip as clip_mod
+from mammo_helpers.models import losses
+
+__all__ = [
+    "ImageClassifier",
+    "VARIANTS",
+    "cached_training",
+    "data_digest",
+    "finetune",
+    "predict_probs",
+    "pretrain",
+    "train_classifier",
+    "train_variant",
+]
+
+
+def _flip_some(x, gen):
+    """Each image of the batch flipped left-right with probability 1/2."""
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def _index_batches(n: int, batch_size: int, gen):
+    return torch.randperm(n, generator=gen).split(batch_size)
+
+
+def _tensors(images, labels):
+    x = torch.as_tensor(np.ascontiguousarray(images, dtype=np.float32))
+    y = torch.tensor(np.asarray(labels), dtype=torch.int64)
+    if x.ndim != 4 or len(x) != len(y):
+        raise ValueError(f"images must be (N, C, H, W) with one label each; got {tuple(x.shape)}")
+    return x, y
+
+
+def _optimiser(model, lr: float, epochs: int, weight_decay: float = 0.05):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+
+
+def pretrain(
+    clip,
+    images,
+    reports,
+    *,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> training.History:
+    """Contrastive pre-training on image-report pairs (each report the positive of its own
+    image only, as CLIP's loss), both towers trained. Chapter 01: the stand-in's stand-in
+    for BiomedCLIP's PubMed pre-training."""
+    if len(reports) != len(images):
+        raise ValueError(f"{len(images)} images but {len(reports)} reports")
+    x, _ = _tensors(images, np.zeros(len(images)))
+    tokens = clip.tokenize(list(reports))
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+
+    def batches(epoch):
+        for idx in _index_batches(len(x), batch_size, gen):
+            yield (
+                _flip_some(x[idx], gen),
+                clip_mod.trim_padding(tokens[idx]),
+                torch.arange(len(idx)),
+            )
+
+    opt, sched = _optimiser(clip.model, lr, epochs)
+    loss = clip_mod.contrastive_loss()
+    return training.fit(
+        clip.model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress,
+        desc="pre-training",
+    )  # fmt: skip
+
+
+def finetune(
+    clip,
+    images,
+    labels,
+    prompts,
+    *,
+    weighted: bool = True,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> training.History:
+    """Fine-tune both towers on (image, class prompt) pairs with the class-weighted
+    contrastive loss (paper 01 §2.2; ``weighted=False``: all classes weight 1)."""
+    x, y = _tensors(images, labels)
+    prompt_tokens = clip.tokenize(list(prompts))
+    weights = torch.as_tensor(losses.class_weights(y.numpy(), len(prompts)), dtype=torch.float32)
+    loss = clip_mod.prompt_contrastive_loss(prompt_tokens, weights if weighted else None)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+
+    def batches(epoch):
+        for idx in _index_batches(len(x), batch_size, gen):
+            yield _flip_some(x[idx], gen), y[idx]
+
+    opt, sched = _optimiser(clip.model, lr, epochs)
+    return training.fit(
+        clip.model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress,
+        desc="fine-tuning",
+    )  # fmt: skip
+
+
+class ImageClassifier(torch.nn.Module):
+    """The cross-entropy baseline: a copy of a CLIP model's image tower (its projection
+    included) followed by a linear layer to ``n_classes`` logits."""
+
+    def __init__(self, clip, n_classes: int):
+        super().__init__()
+        self.visual = copy.deepcopy(clip.model.visual)
+        with torch.no_grad():
+            width = self.visual(torch.zeros(1, 3, clip.image_size, clip.image_size)).shape[-1]
+        self.head = torch.nn.Linear(width, n_classes)
+
+    def forward(self, images):
+        return self.head(self.visual(images))
+
+
+def train_classifier(
+    model,
+    images,
+    labels,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> training.History:
+    """Plain (unweighted) cross-entropy training of ``model`` (images -> class logits), with
+    the same batches, flips, optimiser and schedule as :func:`finetune`."""
+    x, y = _tensors(images, labels)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+
+    def batches(epoch):
+        for idx in _index_batches(len(x), batch_size, gen):
+            yield _flip_some(x[idx], gen), y[idx]
+
+    ce = torch.nn.CrossEntropyLoss()
+    opt, sched = _optimiser(model, lr, epochs)
+    return training.fit(
+        model, batches, lambda m, b: ce(m(b[0]), b[1]), opt, epochs=epochs, scheduler=sched,
+        progress=progress, desc="cross-entropy",
+    )  # fmt: skip
+
+
+def predict_probs(scorer: Callable, images, *, batch_size: int = 128) -> np.ndarray:
+    """Softmax of ``scorer(images)`` (a module giving class logits, e.g.
+    :class:`~mammo_helpers.models.clip.PromptClassifier`), in batches, in inference mode."""
+    x = torch.as_tensor(np.ascontiguousarray(images, dtype=np.float32))
+    if hasattr(scorer, "eval"):
+        scorer.eval()
+    with torch.inference_mode():
+        return torch.cat([scorer(b).softmax(-1) for b in x.split(batch_size)]).numpy()
+
+
+def data_digest(*parts) -> str:
+    """A short digest of arrays and lists (pixels, labels, texts): part of a cache key."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str((part.dtype, part.shape)).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update("\x1f".join(map(str, part)).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]
+
+
+def cached_training(
+    model, name: str, settings: dict, train: Callable[[], training.History], *, cache_dir=None
+) -> tuple[training.History, bool]:
+    """Run ``train()`` (which trains ``model`` in place) unless the model cache holds its
+    result for ``settings`` and this code; then load those weights into ``model``.
+    Returns ``(history, hit)``. The entry is written all-or-nothing."""
+    from mammo_helpers.cache import ModelCache
+
+    def run() -> dict:
+        history = train()
+        return {"state": model.state_dict(), "history": history.to_dict()}
+
+    code = [clip_mod, losses, training, sys.modules[__name__]]  # any edit retrains
+    obj, hit = ModelCache(cache_dir).get_or_train(name, settings, run, code=code)
+    if hit:
+        model.load_state_dict(obj["state"])
+    return training.History.from_dict(obj["history"]), hit
+
+
+#: What chapter 01 compares: the paper's class-weighted contrastive fine-tuning, the same
+#: without weights, and the image tower with a linear head trained by cross-entropy.
+VARIANTS = ("weighted", "unweighted", "crossentropy")
+
+
+def train_variant(
+    clip,
+    start_state: dict,
+    variant: str,
+    images,
+    labels,
+    prompts,
+    *,
+    name: str,
+    start: dict,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    cache_dir=None,
+    progress: bool = False,
+) -> tuple[Callable, training.History]:
+    """Train one of :data:`VARIANTS` from the weights ``start_state`` (described by the
+    JSON-able ``start``, e.g. the pre-training's settings, for the cache key) on ``images``
+    and ``labels``, through the model cache under ``name``. Returns ``(probs, history)``:
+    ``probs(images)`` gives the trained model's class probabilities (N, K). Chapter 01."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
+    clip.model.load_state_dict(start_state)
+    settings = dict(model=clip.config, start=start, variant=variant, epochs=epochs, lr=lr)
+    settings |= dict(batch_size=batch_size, seed=seed, data=data_digest(images, labels, prompts))
+    common = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    if variant == "crossentropy":
+        net = ImageClassifier(clip, len(prompts))
+        history, _ = cached_training(
+            net, name, settings, lambda: train_classifier(net, images, labels, **common),
+            cache_dir=cache_dir,
+        )  # fmt: skip
+        return (lambda x: predict_probs(net, x)), history
+    weighted = variant == "weighted"
+    history, _ = cached_training(
+        clip.model, name, settings,
+        lambda: finetune(clip, images, labels, prompts, weighted=weighted, **common),
+        cache_dir=cache_dir,
+    )  # fmt: skip
+    state = copy.deepcopy(clip.model.state_dict())
+
+    def probs(x):
+        clip.model.load_state_dict(state)
+        return predict_probs(clip_mod.PromptClassifier(clip, prompts, len(prompts)), x)
+
+    return probs, history
