@@ -450,3 +450,13 @@ def test_read_back_gives_the_pixels_a_chapter_reads_from_the_cohort(tiny):
         np.testing.assert_array_equal(cohort_mod.read_back(again), read_dicom(rec.path).pixels)
     clip = cohort_mod.rerender(tiny, rec.image_id, artefacts=("clip",))
     assert not np.array_equal(cohort_mod.read_back(clip), read_dicom(rec.path).pixels)
+
+
+def test_rerender_keeps_the_cohorts_own_spacing_by_default(tmp_path):
+    cfg = PhantomConfig(seed=3, spacing_mm=2.0, sites=("site_C",), site_weights=(1.0,))
+    df = build_cohort(1, cfg, cache_dir=tmp_path, workers=1, progress=False).manifest
+    rec = df.iloc[0]
+    again = cohort_mod.rerender(df, rec.image_id)
+    assert again.spacing_mm == 2.0 and again.stored.shape == (rec.rows, rec.cols)
+    np.testing.assert_array_equal(cohort_mod.read_back(again), read_dicom(rec.path).pixels)
+    assert cohort_mod.rerender(df, rec.image_id, spacing_mm=1.0).spacing_mm == 1.0

@@ -339,7 +339,9 @@ def test_pipeline_density_clip_removes_text_crops_and_normalises():
         "normalised",
     ]
     assert (res["text_removed"][label] == 0).all()
-    np.testing.assert_array_equal(res["text_removed"][ellipse], res["unit"][ellipse])
+    inside = scale_to_unit(res["unit"], mask=res["breast_mask"])
+    np.testing.assert_array_equal(res["text_removed"][ellipse], inside[ellipse])
+    assert res["text_removed"].max() == 1.0  # the breast's own range, whatever the label
     assert res.info["breast_box"] == breast_box(img)
     assert res.output.shape == (3, 64, 64) and res.output.dtype == np.float32
     mean = np.asarray(CLIP_NORMALISATION["mean"])[:, None, None]
@@ -350,6 +352,16 @@ def test_pipeline_density_clip_removes_text_crops_and_normalises():
     boxes, _ = res.box_transform([lesion])
     np.testing.assert_allclose(boxes[0], lesion_box_in(res["resized"]), atol=2)
     assert pipeline_density_clip(img).output.shape == (3, *PAPER_INPUT_SIZES["01_density_clip"])
+
+
+def test_pipeline_density_clip_is_blind_to_a_label_brighter_than_the_breast():
+    img, _, _, _ = make_breast("L", label=False)
+    _, _, label, _ = make_breast("L", label=True)
+    labelled = img.copy()
+    labelled[label] = img.max() * 3  # a label far brighter than any tissue
+    assert not np.array_equal(img, labelled)
+    plain, marked = pipeline_density_clip(img, size=64), pipeline_density_clip(labelled, size=64)
+    np.testing.assert_allclose(marked.output, plain.output, atol=1e-5)
 
 
 @pytest.mark.parametrize(

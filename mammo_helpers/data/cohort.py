@@ -377,7 +377,8 @@ def _cached(final: Path) -> Cohort | None:
 
 
 def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs):
-    """Draw one image of a cohort again, e.g. at 0.1 mm to see calcifications.
+    """Draw one image of a cohort again, e.g. at 0.1 mm to see calcifications
+    (``spacing_mm``; by default the cohort's own spacing, so the image is the stored one).
 
     ``cohort`` is a :class:`Cohort` or a phantom manifest from ``load_source``. The same
     patient, breast, tissue and lesions (the tissue field lives on a fixed 0.5 mm grid),
@@ -394,7 +395,8 @@ def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs
     if rows.empty:
         raise KeyError(f"image_id {image_id!r} is not in the cohort at {cohort.root}")
     rec = rows.iloc[0]
-    config = config_from_info(cohort.info, spacing_mm=spacing_mm)
+    changes = {} if spacing_mm is None else {"spacing_mm": spacing_mm}
+    config = config_from_info(cohort.info, **changes)  # None: the cohort's own pixel grid
     exams = patient_exams(config, int(rec.patient_id.rsplit("-", 1)[1]))
     patient = next(e for e in exams if e.study_id == rec.study_id)
     return render_view(config, patient, rec.laterality, rec.view, **kwargs)

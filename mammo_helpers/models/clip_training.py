@@ -54,9 +54,23 @@ def _tensors(images, labels):
     return x, y
 
 
-def _optimiser(model, lr: float, epochs: int, weight_decay: float = 0.05):
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+def _train(
+    model, x, rest: Callable, loss: Callable, *, epochs, batch_size, lr, seed, progress, desc
+):
+    """The loop every trainer here shares: seeded shuffled batches ``(flipped images,
+    *rest(indices))``, AdamW (weight decay 0.05) with a cosine schedule, through ``fit``."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+
+    def batches(epoch):
+        for idx in _index_batches(len(x), batch_size, gen):
+            yield (_flip_some(x[idx], gen), *rest(idx))
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    return training.fit(
+        model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress, desc=desc
+    )
 
 
 def pretrain(
@@ -77,22 +91,13 @@ def pretrain(
         raise ValueError(f"{len(images)} images but {len(reports)} reports")
     x, _ = _tensors(images, np.zeros(len(images)))
     tokens = clip.tokenize(list(reports))
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
 
-    def batches(epoch):
-        for idx in _index_batches(len(x), batch_size, gen):
-            yield (
-                _flip_some(x[idx], gen),
-                clip_mod.trim_padding(tokens[idx]),
-                torch.arange(len(idx)),
-            )
+    def rest(idx):  # each report is the positive of its own image only
+        return clip_mod.trim_padding(tokens[idx]), torch.arange(len(idx))
 
-    opt, sched = _optimiser(clip.model, lr, epochs)
-    loss = clip_mod.contrastive_loss()
-    return training.fit(
-        clip.model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress,
-        desc="pre-training",
+    return _train(
+        clip.model, x, rest, clip_mod.contrastive_loss(), epochs=epochs,
+        batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc="pre-training",
     )  # fmt: skip
 
 
@@ -115,17 +120,9 @@ def finetune(
     prompt_tokens = clip.tokenize(list(prompts))
     weights = torch.as_tensor(losses.class_weights(y.numpy(), len(prompts)), dtype=torch.float32)
     loss = clip_mod.prompt_contrastive_loss(prompt_tokens, weights if weighted else None)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-
-    def batches(epoch):
-        for idx in _index_batches(len(x), batch_size, gen):
-            yield _flip_some(x[idx], gen), y[idx]
-
-    opt, sched = _optimiser(clip.model, lr, epochs)
-    return training.fit(
-        clip.model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress,
-        desc="fine-tuning",
+    return _train(
+        clip.model, x, lambda idx: (y[idx],), loss, epochs=epochs, batch_size=batch_size,
+        lr=lr, seed=seed, progress=progress, desc="fine-tuning",
     )  # fmt: skip
 
 
@@ -158,18 +155,10 @@ def train_classifier(
     """Plain (unweighted) cross-entropy training of ``model`` (images -> class logits), with
     the same batches, flips, optimiser and schedule as :func:`finetune`."""
     x, y = _tensors(images, labels)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-
-    def batches(epoch):
-        for idx in _index_batches(len(x), batch_size, gen):
-            yield _flip_some(x[idx], gen), y[idx]
-
     ce = torch.nn.CrossEntropyLoss()
-    opt, sched = _optimiser(model, lr, epochs)
-    return training.fit(
-        model, batches, lambda m, b: ce(m(b[0]), b[1]), opt, epochs=epochs, scheduler=sched,
-        progress=progress, desc="cross-entropy",
+    return _train(
+        model, x, lambda idx: (y[idx],), lambda m, b: ce(m(b[0]), b[1]), epochs=epochs,
+        batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc="cross-entropy",
     )  # fmt: skip
 
 

@@ -209,7 +209,8 @@ def pipeline_density_clip(
     img, *, size: int = PAPER_INPUT_SIZES["01_density_clip"][0], norm=CLIP_NORMALISATION
 ) -> PipelineResult:
     """Paper 01 §2.2 preprocessing (chapter 01): min-max -> burned-in text and markers
-    removed (everything outside the Otsu breast mask set to 0) -> crop to the breast ->
+    removed (everything outside the Otsu breast mask set to 0, the breast min-max scaled on
+    its own pixels) -> crop to the breast ->
     resize to ``size`` x ``size`` (the ViT's square input; the paper's 224) -> 3 channels
     normalised with ``norm`` (BiomedCLIP's mean and std; ``Clip.mean`` / ``Clip.std`` for
     another model). Steps: ``unit``, ``breast_mask``, ``text_removed``, ``cropped``,
@@ -219,7 +220,9 @@ def pipeline_density_clip(
     size = as_hw((size, size), "size")[0]
     unit = scale_to_unit(_as_mammogram(img))
     mask = otsu_breast_mask(unit)
-    clean = remove_burned_in_text(unit, mask)
+    # text and markers removed, and the breast's own range stretched to [0, 1], so a label
+    # brighter than the tissue does not darken it
+    clean = remove_burned_in_text(scale_to_unit(unit, mask=mask), mask)
     box = breast_box(unit, mask=mask)
     cropped = crop(clean, box)
     resized = np.clip(resize(cropped, (size, size), interpolation="area"), 0.0, 1.0)
