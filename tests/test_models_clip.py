@@ -258,3 +258,18 @@ def test_the_prompt_loss_is_the_contrastive_loss_with_each_images_prompt(standin
     assert len(grads[0][1]) == len(grads[1][1]) > 0
     for g0, g1 in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(g0, g1, atol=1e-6, rtol=1e-4)
+
+
+def test_prompt_embeddings_are_the_same_in_train_mode_and_leave_the_mode_alone(standin):
+    """BERT's dropout must not make zero-shot scores random: the prompts are encoded in
+    eval mode even while the model trains (a model fresh from training is in train mode)."""
+    prompts = ["fatty breasts", "dense breasts"]
+    model = standin.model.train()
+    first = clip.prompt_embeddings(standin, prompts)
+    assert model.training
+    again = clip.prompt_embeddings(standin, prompts)
+    model.eval()
+    evaluated = clip.prompt_embeddings(standin, prompts)
+    assert not model.training
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    torch.testing.assert_close(first, evaluated, rtol=0, atol=0)

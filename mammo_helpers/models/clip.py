@@ -344,10 +344,17 @@ def _check_prompts(prompts, n_classes: int | None) -> list[str]:
 
 
 def prompt_embeddings(clip: Clip, prompts, n_classes: int | None = None):
-    """The normalised text embeddings of ``prompts`` (one per class), shape (K, d)."""
+    """The normalised text embeddings of ``prompts`` (one per class), shape (K, d), from
+    the text tower in eval mode (no dropout), whatever mode the model is in; the model's
+    mode is left as it was."""
     prompts = _check_prompts(prompts, n_classes)
-    with torch.no_grad():
-        return F.normalize(clip.model.encode_text(clip.tokenize(prompts)), dim=-1)
+    was_training = clip.model.training
+    clip.model.eval()
+    try:
+        with torch.no_grad():
+            return F.normalize(clip.model.encode_text(clip.tokenize(prompts)), dim=-1)
+    finally:
+        clip.model.train(was_training)
 
 
 class PromptClassifier(torch.nn.Module):
