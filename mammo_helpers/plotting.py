@@ -225,7 +225,8 @@ def plot_confusion(ax, table, *, title: str | None = None):
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     labels = [str(v) for v in getattr(table, "index", range(len(counts)))]
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ax.grid(False)
     for (i, j), n in np.ndenumerate(counts):
         colour = "white" if shares[i, j] > 0.6 else "black"
         ax.text(j, i, f"{int(n)}\n{shares[i, j]:.0%}", ha="center", va="center", color=colour)

@@ -161,6 +161,7 @@ def test_plot_confusion_shows_row_shares_and_counts():
     assert texts[0] == "8\n80%" and texts[3] == "1\n25%" and texts[8] == "0\n0%"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B", "C"]
     np.testing.assert_allclose(ax.images[0].get_array(), shares)
+    assert ax.images[0].get_interpolation() == "nearest"  # one flat colour per cell
     with pytest.raises(ValueError, match="square"):
         plot_confusion(ax, np.ones((2, 3)))
     plt.close(fig)
