@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, committed_notebooks
@@ -332,3 +333,79 @@ def test_readme_real_data_example_reads_and_never_writes_the_dataset(smoke_run, 
     doc = json.loads((tmp_path / "results" / CHAPTER_00 / "metrics.json").read_text())
     assert doc["data_source"] == "vindr"
     assert doc["metrics"]["n_patients"] == 2  # the example's two VinDr studies
+
+
+# ----------------------------------------------------------------- chapter 01 in particular
+CHAPTER_01 = "01_density_clip"
+CHAPTER_01_FIGURES = {
+    "pretraining.png",
+    "confusion.png",
+    "training.png",
+    "gradcam_classes.png",
+    "gradcam_external.png",
+    "robustness.png",
+}
+CHAPTER_01_KEYS = (
+    "finetuned_accuracy",
+    "finetuned_macro_auc",
+    "zeroshot_accuracy",
+    "zeroshot_macro_auc",
+    "per_class_auc",
+    "per_class_accuracy",
+    "single_modality",
+    "external",
+    "recall_D_weighted",
+    "recall_D_unweighted",
+    "baseline_crossentropy_macro_auc",
+    "baseline_physics_accuracy",
+    "adjacent_error_share",
+    "gradcam_mass_in_breast",
+    "train_images_per_s",
+)
+
+
+@pytest.mark.notebook
+def test_chapter_01_reports_every_number_the_issue_names(smoke_run):
+    doc = _chapter_metrics(smoke_run, CHAPTER_01)
+    m = doc["metrics"]
+    missing = [key for key in CHAPTER_01_KEYS if key not in m]
+    assert not missing, missing
+    for key in ("finetuned_macro_auc", "zeroshot_macro_auc", "baseline_crossentropy_macro_auc"):
+        low, high = m[f"{key}_ci"]
+        assert 0 <= low <= m[key] <= high <= 1, key
+    assert set(m["per_class_auc"]) == set("ABCD") and set(m["per_class_accuracy"]) == set("ABCD")
+    assert {"accuracy", "macro_auc", "accuracy_ci"} <= set(m["single_modality"])
+    # two phantom sites standing in for RSNA and EMBED, and the two real formats' examples
+    assert set(m["external"]) == {"phantom site_B", "phantom site_D", "rsna", "embed"}
+    assert m["finetune_gain_accuracy"] == pytest.approx(
+        m["finetuned_accuracy"] - m["zeroshot_accuracy"]
+    )
+    assert 0 <= m["gradcam_mass_in_breast"] <= 1 and m["train_images_per_s"] > 0
+    assert set(m["robustness"]) == {"paddle_edge", "clip", "implant", "text"}
+    rows = {row["target"]: row for row in doc["paper_vs_measured"]}
+    assert rows["finetuned_accuracy"]["status"] in ("within", "below", "above")
+    assert rows["per_class_auc.D"]["measured"] == m["per_class_auc"]["D"]
+    out_dir = Path(smoke_run.results[CHAPTER_01].parameters["OUT_DIR"])
+    assert set(doc["figures"]) >= CHAPTER_01_FIGURES
+    assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_01_FIGURES)
+
+
+@pytest.mark.notebook
+def test_chapter_01_follows_the_papers_protocol(smoke_run):
+    """Every image validated once by a model that never saw its patient; patients with two
+    exams only ever in training; the class mix of the paper; the four prompts verbatim."""
+    out_dir = Path(smoke_run.results[CHAPTER_01].parameters["OUT_DIR"])
+    preds = pd.read_csv(out_dir / "predictions_multi.csv")
+    assert set(preds.variant) == {"weighted", "unweighted", "crossentropy"}
+    for _, part in preds.groupby("variant"):
+        assert part.image_id.is_unique
+        assert part.groupby("patient_id").fold.nunique().eq(1).all()
+    prob_cols = [f"p_{c}" for c in "ABCD"]
+    assert np.allclose(preds[prob_cols].sum(axis=1), 1, atol=1e-4)
+    assert (preds[prob_cols].to_numpy().argmax(1) == preds.pred).all()
+    mix = pd.read_csv(out_dir / "class_mix.csv").set_index("set")
+    here = mix.loc["here, multi-modality", list("ABCD")].astype(float)
+    paper = mix.loc["paper, multi-modality", list("ABCD")].astype(float)
+    assert np.allclose(here / here["D"], paper / paper["D"], atol=0.5)  # 4 : 6 : 6 : 3
+    longitudinal = set(_chapter_metrics(smoke_run, CHAPTER_01)["metrics"]["longitudinal_patients"])
+    assert longitudinal and not longitudinal & set(preds.patient_id)
