@@ -273,3 +273,14 @@ def test_prompt_embeddings_are_the_same_in_train_mode_and_leave_the_mode_alone(s
     assert not model.training
     torch.testing.assert_close(first, again, rtol=0, atol=0)
     torch.testing.assert_close(first, evaluated, rtol=0, atol=0)
+
+
+def test_an_image_size_the_tower_does_not_take_is_named(standin):
+    assert clip.check_image_size(standin, 32) == 32
+    with pytest.raises(
+        ValueError, match="IMAGE_SIZE is 96 but the image tower of standin takes 32 x 32"
+    ):
+        clip.check_image_size(standin, 96)
+    for bad in (0, 32.0, True, "32"):
+        with pytest.raises(ValueError, match="IMAGE_SIZE must be a positive integer"):
+            clip.check_image_size(standin, bad)

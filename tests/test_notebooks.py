@@ -407,5 +407,9 @@ def test_chapter_01_follows_the_papers_protocol(smoke_run):
     here = mix.loc["here, multi-modality", list("ABCD")].astype(float)
     paper = mix.loc["paper, multi-modality", list("ABCD")].astype(float)
     assert np.allclose(here / here["D"], paper / paper["D"], atol=0.5)  # 4 : 6 : 6 : 3
+    per_fold = pd.read_csv(out_dir / "per_fold.csv")
+    assert per_fold.groupby("model").fold.nunique().eq(per_fold.fold.nunique()).all()
+    weighted = per_fold[per_fold.model == "weighted"]
+    assert weighted.images.sum() == len(preds[preds.variant == "weighted"])
     longitudinal = set(_chapter_metrics(smoke_run, CHAPTER_01)["metrics"]["longitudinal_patients"])
     assert longitudinal and not longitudinal & set(preds.patient_id)
