@@ -35,6 +35,23 @@ ENTRY_FILE = "entry.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def data_digest(*parts) -> str:
+    """A short digest of arrays and lists (pixels, labels, texts, ids), in order: the part
+    of a cache key that says which data a model was trained on. Chapters 00 and 01."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray) and part.dtype != object:
+            h.update(str((part.dtype, part.shape)).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:  # texts, ids (object arrays hold pointers: hash their values)
+            values = part.tolist() if isinstance(part, np.ndarray) else part
+            h.update("\x1f".join(map(str, values)).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]
+
+
 class CacheWarning(UserWarning):
     """A cached model could not be read and is trained again."""
 

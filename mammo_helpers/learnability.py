@@ -23,6 +23,7 @@ from scipy import ndimage
 from mammo_helpers import boxes as mhb
 from mammo_helpers import io, metrics, training
 from mammo_helpers import preprocess as pp
+from mammo_helpers.cache import data_digest
 
 __all__ = [
     "Labels",
@@ -441,14 +442,6 @@ def evaluate(scores, samples: Labels, *, n_boot: int = 1000, seed: int = 0) -> p
     return pd.DataFrame(rows)
 
 
-def _fingerprint(samples: Samples) -> str:
-    """A digest of the samples' pixels, labels and patients (the cache key of a run)."""
-    h = hashlib.sha256(np.ascontiguousarray(samples.x).tobytes())
-    for part in (samples.y, samples.kind, samples.patient_id):
-        h.update("|".join(map(str, part.tolist())).encode())
-    return h.hexdigest()[:16]
-
-
 def train_cached(
     samples: Samples, *, cache_dir=None, name: str = "learnability", **train_kwargs
 ) -> tuple[Trained, bool]:
@@ -456,7 +449,8 @@ def train_cached(
     and this module's code; ``(trained, hit)``. Chapter 00."""
     from mammo_helpers.cache import ModelCache
 
-    settings = {"data": _fingerprint(samples), **train_kwargs}
+    settings = {"data": data_digest(samples.x, samples.y, samples.kind, samples.patient_id)}
+    settings |= train_kwargs
     if train_kwargs.get("init") is not None:
         settings["init"] = _digest(train_kwargs["init"].state)
 

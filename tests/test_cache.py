@@ -86,3 +86,27 @@ def test_a_damaged_entry_warns_and_trains_again(tmp_path):
 def test_bad_names_and_settings_are_named(tmp_path, name, settings, error, pattern):
     with pytest.raises(error, match=pattern):
         ModelCache(tmp_path).entry(name, settings)
+
+
+def test_data_digest_sees_pixels_labels_texts_ids_and_order():
+    import numpy as np
+
+    from mammo_helpers.cache import data_digest
+
+    x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+    y = np.array([0, 1])
+    ids = np.array(["P1", "P2"], dtype=object)  # object arrays hold pointers: values hashed
+    base = data_digest(x, y, ["a", "b"], ids)
+    assert base == data_digest(x.copy(), y.copy(), ["a", "b"], np.array(["P1", "P2"], dtype=object))
+    x2 = x.copy()
+    x2[0, 0, 0, 0] += 1e-3
+    others = [
+        data_digest(x2, y, ["a", "b"], ids),
+        data_digest(x, y[::-1].copy(), ["a", "b"], ids),
+        data_digest(x, y, ["b", "a"], ids),
+        data_digest(x, y, ["ab"], ids),
+        data_digest(x, y, ["a", "b"], ids[::-1].copy()),
+        data_digest(x.astype(np.float64), y, ["a", "b"], ids),
+        data_digest(x[:1], y, ["a", "b"], ids),
+    ]
+    assert len({base, *others}) == 8

@@ -6,13 +6,13 @@ Every trainer takes preprocessed images (N, 3, S, S) as a numpy array and intege
 draws shuffled mini-batches with random left-right flips from a seeded generator, trains
 through :func:`mammo_helpers.training.fit` (AdamW, cosine learning rate) and returns the
 per-epoch :class:`~mammo_helpers.training.History`. :func:`cached_training` keeps the trained
-weights in the model cache, keyed by the settings, a digest of the data and this code.
+weights in the model cache, keyed by the settings, a digest of the data (:func:`mammo_helpers.cache.data_digest`)
+and this code.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import sys
 from collections.abc import Callable
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mammo_helpers import training
+from mammo_helpers.cache import data_digest
 from mammo_helpers.models import clip as clip_mod
 from mammo_helpers.models import losses
 
@@ -27,7 +28,6 @@ __all__ = [
     "ImageClassifier",
     "VARIANTS",
     "cached_training",
-    "data_digest",
     "finetune",
     "predict_probs",
     "pretrain",
@@ -170,19 +170,6 @@ def predict_probs(scorer: Callable, images, *, batch_size: int = 128) -> np.ndar
         scorer.eval()
     with torch.inference_mode():
         return torch.cat([scorer(b).softmax(-1) for b in x.split(batch_size)]).numpy()
-
-
-def data_digest(*parts) -> str:
-    """A short digest of arrays and lists (pixels, labels, texts): part of a cache key."""
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(str((part.dtype, part.shape)).encode())
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update("\x1f".join(map(str, part)).encode())
-        h.update(b"\x1e")
-    return h.hexdigest()[:16]
 
 
 def cached_training(
