@@ -1,9 +1,16 @@
-"""Explanations of the chapters' models: ``gradcam`` (Grad-CAM through pytorch-grad-cam,
-for CNNs and ViTs, and how much of a map falls where it should; chapter 01). Submodules
-load on first attribute access (``mh.xai.gradcam``)."""
+"""Explanations of the chapters' models and how well they localise findings.
+
+``gradcam`` (Grad-CAM through pytorch-grad-cam, for CNNs and ViTs; chapters 01, 02),
+``windows`` (sliding windows over a breast ROI and the IoU kernel that turns per-window
+values into maps; chapters 02, 03), ``relax`` (the RELAX / CorRELAX engine; chapters 02, 03)
+and ``localisation`` (Pointing Game, pixel AUC and their baselines; chapters 02, 03).
+Submodules load on first attribute access (``mh.xai.windows``).
+"""
 
 from __future__ import annotations
 
 from mammo_helpers._lazy import lazy_attributes
 
-__getattr__, __dir__, __all__ = lazy_attributes(__name__, {"gradcam"})
+__getattr__, __dir__, __all__ = lazy_attributes(
+    __name__, {"gradcam", "localisation", "relax", "windows"}
+)
