@@ -4,7 +4,8 @@ Images of one patient are not independent (four views, two sides), so every inte
 is a percentile bootstrap over **patients** (groups), not over images. Used by chapter 00's
 learnability check and the training chapters 01-05: binary and one-vs-rest AUCs, accuracy,
 confusion matrices, per-class recall with Wilson intervals, and the share of errors between
-adjacent ordinal classes (BI-RADS density, chapter 01).
+adjacent ordinal classes (BI-RADS density, chapter 01), and the per-label table of a
+multi-label classifier (chapter 02).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ __all__ = [
     "bootstrap_ci",
     "classification_summary",
     "confusion",
+    "f1",
     "macro_auc",
+    "multilabel_table",
     "one_vs_rest_auc",
     "ordinal_cutpoints",
     "per_class_auc_ci",
@@ -366,3 +369,53 @@ def classification_summary(
     out["macro_auc_ci"] = None if est is None else _interval(est)
     out["macro_auc_classes"] = [classes[k] for k in present]
     return out
+
+
+# ------------------------------------------------------------------- multi-label
+def _multilabel(y_true, probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    y, p = np.asarray(y_true), np.asarray(probs, dtype=float)
+    if y.ndim != 2 or p.shape != y.shape:
+        raise ValueError(f"y_true and probs must be (N, labels) alike, got {y.shape}, {p.shape}")
+    if len(labels) != y.shape[1]:
+        raise ValueError(f"{len(labels)} label names for {y.shape[1]} columns")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must be multi-hot (0/1)")
+    if not np.isfinite(p).all():
+        raise ValueError(f"probs hold {int((~np.isfinite(p)).sum())} non-finite values")
+    return y.astype(int), p
+
+
+def f1(y_true, y_pred) -> float:
+    """F1 of binary labels (scikit-learn's, 0 when nothing is predicted or present)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, zero_division=0))
+
+
+def multilabel_table(
+    y_true, probs, labels, groups=None, *, threshold: float = 0.5, n_boot: int = 1000, seed=0
+):
+    """Per-label accuracy, precision, recall, F1 (with a patient-bootstrap interval), ROC AUC
+    and support of a multi-label classifier at ``threshold`` (paper 02, Table 3; chapters 02,
+    03). ``y_true`` (N, L) multi-hot, ``probs`` (N, L). A label without positives gets NaN
+    for recall, F1 and AUC."""
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, precision_score, recall_score
+
+    y, p = _multilabel(y_true, probs, labels)
+    pred = (p >= threshold).astype(int)
+    rows = []
+    for k, name in enumerate(labels):
+        yk, pk = y[:, k], pred[:, k]
+        support = int(yk.sum())
+        row = {"label": name, "support": support, "accuracy": accuracy_score(yk, pk)}
+        row["precision"] = precision_score(yk, pk, zero_division=0) if pk.any() else math.nan
+        if support:
+            est = bootstrap_ci(f1, yk, pk, groups, n_boot=n_boot, seed=seed)
+            auc = roc_auc(yk, p[:, k]) if support < len(yk) else math.nan
+            row |= {"recall": recall_score(yk, pk), "f1": est.value}
+            row |= {"f1_low": est.low, "f1_high": est.high, "auc": auc}
+        else:
+            row |= dict.fromkeys(("recall", "f1", "f1_low", "f1_high", "auc"), math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("label")

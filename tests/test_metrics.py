@@ -311,3 +311,34 @@ def test_classification_summary_leaves_absent_classes_undefined_not_nan():
     json.dumps(out, allow_nan=False)  # nothing undefined is written as NaN
     one = metrics.classification_summary(np.array([1, 1]), probs[:2], classes=list("ABCD"))
     assert one["macro_auc"] is None and one["macro_auc_classes"] == []
+
+
+# ------------------------------------------------------------------- multi-label table
+def test_multilabel_table_equals_sklearn_per_label():
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 3)) < [0.5, 0.2, 0.05]).astype(int)
+    p = np.clip(0.35 * y + rng.random((200, 3)) * 0.7, 0, 1)
+    table = metrics.multilabel_table(y, p, ("a", "b", "c"), n_boot=50)
+    pred = (p >= 0.5).astype(int)
+    prec, rec, f, sup = precision_recall_fscore_support(y, pred, zero_division=0)
+    assert np.allclose(table["precision"], prec) and np.allclose(table["recall"], rec)
+    assert np.allclose(table["f1"], f) and table["support"].tolist() == sup.tolist()
+    assert np.allclose(table["accuracy"], (pred == y).mean(0))
+    assert table.loc["b", "auc"] == pytest.approx(roc_auc_score(y[:, 1], p[:, 1]))
+    assert (table["f1_low"] <= table["f1"]).all() and (table["f1"] <= table["f1_high"]).all()
+
+
+def test_multilabel_table_hand_case_threshold_and_empty_label():
+    y = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    p = np.array([[0.9, 0.1], [0.4, 0.2], [0.6, 0.3], [0.1, 0.0]])
+    table = metrics.multilabel_table(y, p, ("mass", "calcification"), n_boot=20)
+    # mass: predicted rows 0 and 2 -> TP 1, FP 1, FN 1: precision = recall = F1 = 1/2
+    assert table.loc["mass", ["precision", "recall", "f1"]].tolist() == [0.5, 0.5, 0.5]
+    assert table.loc["mass", "accuracy"] == 0.5
+    assert np.isnan(table.loc["calcification", "f1"]) and table.loc["calcification", "support"] == 0
+    lower = metrics.multilabel_table(y, p, ("mass", "calcification"), threshold=0.3, n_boot=20)
+    assert lower.loc["mass", "recall"] == 1.0
+    with pytest.raises(ValueError, match="1 label names for 2 columns"):
+        metrics.multilabel_table(y, p, ("mass",))

@@ -3,7 +3,8 @@
 ``gradcam`` (Grad-CAM through pytorch-grad-cam, for CNNs and ViTs; chapters 01, 02),
 ``windows`` (sliding windows over a breast ROI and the IoU kernel that turns per-window
 values into maps; chapters 02, 03), ``relax`` (the RELAX / CorRELAX engine; chapters 02, 03)
-and ``localisation`` (Pointing Game, pixel AUC and their baselines; chapters 02, 03).
+``localisation`` (Pointing Game, pixel AUC and their baselines; chapters 02, 03) and
+``benchmark`` (the engine's speed against a forward pass and the authors' loop; chapter 02).
 Submodules load on first attribute access (``mh.xai.windows``).
 """
 
@@ -12,5 +13,5 @@ from __future__ import annotations
 from mammo_helpers._lazy import lazy_attributes
 
 __getattr__, __dir__, __all__ = lazy_attributes(
-    __name__, {"gradcam", "localisation", "relax", "windows"}
+    __name__, {"benchmark", "gradcam", "localisation", "relax", "windows"}
 )
