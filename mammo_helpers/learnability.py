@@ -226,14 +226,12 @@ def small_cnn(width: int = 16, blocks: int = 4, pool: str = "avg"):
     whole-image one, chapters 00 and 04)."""
     from torch import nn
 
+    from mammo_helpers.models.classifiers import conv_blocks
+
     if pool not in POOLS:
         raise ValueError(f"small_cnn: pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    layers, c_in = [], 1
-    for i in range(blocks):
-        c_out = width * 2**i
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
-        layers += [nn.ReLU(), nn.MaxPool2d(2)]
-        c_in = c_out
+    layers = conv_blocks(width, blocks)  # one input channel, stride 1
+    c_in = width * 2 ** (blocks - 1) if blocks else 1
     layers += [nn.Dropout(0.2), nn.Conv2d(c_in, 1, 1)]
     layers += [nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers)
@@ -458,7 +456,9 @@ def train_cached(
         run = train_cnn(samples, **train_kwargs)
         return {"state": run.state, "loss": run.loss, "settings": run.settings}
 
-    code = [small_cnn, train_cnn, _network, _batches, _augment, training]
+    from mammo_helpers.models.classifiers import conv_blocks
+
+    code = [small_cnn, conv_blocks, train_cnn, _network, _batches, _augment, training]
     obj, hit = ModelCache(cache_dir).get_or_train(name, settings, train, code=code)
     return Trained(obj["state"], list(obj["loss"]), dict(obj["settings"])), hit
 

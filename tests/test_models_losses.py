@@ -112,3 +112,113 @@ def test_class_weights_are_inverse_frequencies_with_mean_one():
 def test_class_weights_refuse_bad_labels(labels, match):
     with pytest.raises(ValueError, match=match):
         losses.class_weights(labels, 3)
+
+
+# --------------------------------------------------------------------------- focal loss
+def _logits_targets(shape=(6, 4), seed=0, soft=False):
+    gen = torch.Generator().manual_seed(seed)
+    logits = 3 * torch.randn(shape, generator=gen, dtype=torch.float64)
+    targets = torch.rand(shape, generator=gen, dtype=torch.float64)
+    return logits, targets if soft else (targets < 0.3).double()
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("alpha, gamma", [(0.95, 2.5), (0.8, 2.0), (0.25, 0.5), (None, 1.5)])
+def test_alpha_t_form_equals_torchvision_with_gradients(reduction, soft, alpha, gamma):
+    from torchvision.ops import sigmoid_focal_loss
+
+    logits, targets = _logits_targets(soft=soft)
+    ours_in = logits.clone().requires_grad_(True)
+    theirs_in = logits.clone().requires_grad_(True)
+    ours = losses.focal_loss(ours_in, targets, alpha=alpha, gamma=gamma, reduction=reduction)
+    tv_alpha = -1 if alpha is None else alpha
+    theirs = sigmoid_focal_loss(theirs_in, targets, tv_alpha, gamma, reduction)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-15)
+    weights = torch.rand(ours.shape, generator=torch.Generator().manual_seed(1), dtype=ours.dtype)
+    (ours * weights).sum().backward()
+    (theirs * weights).sum().backward()
+    torch.testing.assert_close(ours_in.grad, theirs_in.grad, rtol=1e-10, atol=1e-15)
+
+
+def test_focal_loss_hand_case():
+    """One positive and one negative with logit ln 3, so p = sigmoid(ln 3) = 3 / (3 + 1) = 0.75;
+    alpha 0.25, gamma 2 (Lin et al.'s values):
+    positive (y=1): alpha_t = 0.25, (1 - p)^2 = 0.0625, -log p = -ln 0.75 = 0.287682072452
+                    -> 0.25 * 0.0625 * 0.287682072452 = 0.015625 * 0.287682072452
+                     = 0.004495032382
+    negative (y=0): alpha_t = 0.75, p^2 = 0.5625, -log(1 - p) = -ln 0.25 = 1.386294361120
+                    -> 0.75 * 0.5625 * 1.386294361120 = 0.421875 * 1.386294361120
+                     = 0.584842933597
+    eq. 1 ("both"), negative: 0.25 * 0.5625 * 1.386294361120 = 0.194947644532"""
+    logits = torch.full((1, 2), math.log(3.0), dtype=torch.float64)
+    targets = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    per = losses.focal_loss(logits, targets, alpha=0.25, gamma=2, reduction="none")
+    assert per[0].tolist() == pytest.approx([0.004495032382, 0.584842933597], rel=1e-10)
+    both = losses.focal_loss(logits, targets, alpha=0.25, gamma=2, alpha_on="both")
+    assert both.item() == pytest.approx((0.004495032382 + 0.194947644532) / 2, rel=1e-10)
+
+
+def test_gamma_zero_without_alpha_is_bce_with_logits():
+    logits, targets = _logits_targets(soft=True)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    for alpha_on in losses.ALPHA_ON:
+        ours = losses.focal_loss(logits, targets, alpha=None, gamma=0, alpha_on=alpha_on)
+        assert ours.item() == pytest.approx(bce.item(), rel=1e-14)
+
+
+def test_alpha_on_both_is_eq_1_as_printed():
+    logits, targets = _logits_targets(soft=True, seed=4)
+    z, y, alpha, gamma = logits.numpy(), targets.numpy(), 0.95, 2.5
+    p = 1 / (1 + np.exp(-z))
+    eq1 = -alpha * (y * (1 - p) ** gamma * np.log(p) + (1 - y) * p**gamma * np.log(1 - p))
+    ours = losses.focal_loss(logits, targets, alpha=alpha, gamma=gamma, alpha_on="both")
+    assert ours.item() == pytest.approx(eq1.mean(), rel=1e-12)
+    per = losses.focal_loss(logits, targets, alpha_on="both", reduction="none")
+    np.testing.assert_allclose(per.numpy(), eq1, rtol=1e-12)
+    # for 0/1 targets, eq. 1 is alpha times the unweighted loss
+    hard = (targets > 0.5).double()
+    unweighted = losses.focal_loss(logits, hard, alpha=None, gamma=gamma)
+    both = losses.focal_loss(logits, hard, alpha=alpha, gamma=gamma, alpha_on="both")
+    assert both.item() == pytest.approx(alpha * unweighted.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.5])
+@pytest.mark.parametrize("alpha_on", ["t", "both"])
+def test_saturated_logits_give_finite_loss_and_gradients(gamma, alpha_on):
+    logits = torch.tensor([[50.0, -50.0, 50.0, -50.0, 200.0]], requires_grad=True)
+    targets = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.5]])
+    loss = losses.focal_loss(logits, targets, gamma=gamma, alpha_on=alpha_on, reduction="sum")
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    per = losses.focal_loss(logits, targets, gamma=gamma, alpha_on=alpha_on, reduction="none")
+    assert per[0, 2].item() > 1 and per[0, 3].item() > 1  # confidently wrong: large loss
+    assert per[0, 0].item() < 1e-20 and per[0, 1].item() < 1e-20  # confidently right
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"gamma": -1}, "gamma must be a finite number >= 0"),
+        ({"gamma": float("nan")}, "gamma must be a finite number >= 0"),
+        ({"alpha": 1.5}, r"alpha must be in \[0, 1\]"),
+        ({"alpha": -0.25}, r"alpha must be in \[0, 1\]"),
+        ({"reduction": "avg"}, "reduction must be one of none, mean, sum"),
+        ({"alpha_on": "pos"}, "alpha_on must be one of t, both"),
+        ({"targets": torch.tensor([[0.0, 2.0]])}, r"targets must lie in \[0, 1\]"),
+        ({"targets": torch.tensor([[0.0, 1.0, 1.0]])}, r"targets shape \(1, 3\) differs"),
+        ({"logits": torch.tensor([[1, 2]])}, "logits must be a floating-point tensor"),
+    ],
+)
+def test_focal_loss_refuses_bad_settings(kwargs, match):
+    args = {"logits": torch.tensor([[0.5, -1.0]]), "targets": torch.tensor([[1.0, 0.0]])}
+    args |= kwargs
+    with pytest.raises(ValueError, match=match):
+        losses.focal_loss(args.pop("logits"), args.pop("targets"), **args)
+
+
+def test_alpha_none_and_torchvisions_minus_one_switch_weighting_off():
+    logits, targets = _logits_targets()
+    off = losses.focal_loss(logits, targets, alpha=None)
+    assert losses.focal_loss(logits, targets, alpha=-1).item() == off.item()
+    assert losses.focal_loss(logits, targets).item() != pytest.approx(off.item(), rel=1e-3)

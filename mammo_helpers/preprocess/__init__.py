@@ -2,7 +2,8 @@
 flips, resizing, and the three papers' pipelines (typed results whose boxes follow every step).
 
 Used by chapter 00 (every pipeline step on one image), 02 (CorRELAX input: CLAHE fusion + Otsu
-ROI crop), 03 (XAI IoU input: crop, flip to left, 1024x512), 05 (End2End input: 1152x896,
+ROI crop; ``mh.preprocess.rois`` turns manifest rows into ROIs with their findings, loaded on
+first access), 03 (XAI IoU input: crop, flip to left, 1024x512), 05 (End2End input: 1152x896,
 [0, 255], featurewise mean) and by the torch datasets of every chapter.
 
 Conventions
@@ -56,3 +57,11 @@ __all__ = [
     "to_uint8",
     "to_uint16",
 ]
+
+
+def __getattr__(name: str):
+    if name == "rois":  # reads DICOM files: loaded on first access only
+        import importlib
+
+        return importlib.import_module(f"{__name__}.rois")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
