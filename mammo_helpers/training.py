@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EarlyStopping", "History", "fit", "batch_size_of"]
+__all__ = ["EarlyStopping", "History", "batch_size_of", "cached_fit", "fit"]
 
 MODES = ("min", "max")
 
@@ -222,3 +222,25 @@ def _stop(stopper: EarlyStopping, row: dict, epoch: int, model) -> bool:
         known = ", ".join(k for k in row if k not in ("epoch", "seconds", "samples_per_s"))
         raise KeyError(f"EarlyStopping monitors {stopper.monitor!r}; this epoch has {known}")
     return stopper.update(epoch, row[stopper.monitor], model)
+
+
+def cached_fit(
+    model, name: str, settings: dict, train: Callable[[], History], *, code=(), cache_dir=None
+) -> tuple[History, bool]:
+    """Run ``train()`` (which trains ``model`` in place and returns its History) unless the
+    model cache holds its result for ``name``, ``settings`` and ``code`` (modules whose
+    edit retrains); then load those weights into ``model``. Returns ``(history, hit)``; the
+    entry is written all-or-nothing. Chapters 01-05."""
+    import sys
+
+    from mammo_helpers.cache import ModelCache
+
+    def run() -> dict:
+        history = train()
+        return {"state": model.state_dict(), "history": history.to_dict()}
+
+    code = [*code, sys.modules[__name__]]
+    obj, hit = ModelCache(cache_dir).get_or_train(name, settings, run, code=code)
+    if hit:
+        model.load_state_dict(obj["state"])
+    return History.from_dict(obj["history"]), hit

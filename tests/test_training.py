@@ -236,3 +236,36 @@ def test_fit_names_a_non_finite_loss_and_an_empty_epoch():
 def test_early_stopping_refuses_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tr.EarlyStopping(**kwargs)
+
+
+def test_cached_fit_trains_once_and_gives_the_weights_back(tmp_path):
+    import types
+
+    x, y = _regression()
+
+    def trained(seed):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train():
+            return mh.training.fit(model, _batches(x, y), _mse, opt, epochs=3)
+
+        return model, train
+
+    first, train = trained(0)
+    h1, hit1 = mh.training.cached_fit(first, "toy", {"lr": 0.1}, train, cache_dir=tmp_path)
+    second, train2 = trained(1)  # other initial weights: must be replaced by the cached ones
+    calls = []
+    h2, hit2 = mh.training.cached_fit(
+        second, "toy", {"lr": 0.1}, lambda: calls.append(1) or train2(), cache_dir=tmp_path
+    )
+    assert (hit1, hit2) == (False, True) and not calls
+    assert torch.equal(first.weight, second.weight) and h1.to_dict() == h2.to_dict()
+    other_code = types.ModuleType("other")  # another module in the key: trains again
+    other_code.__file__ = __file__
+    _, hit3 = mh.training.cached_fit(
+        second, "toy", {"lr": 0.1}, train2, code=[other_code], cache_dir=tmp_path
+    )
+    _, hit4 = mh.training.cached_fit(second, "toy", {"lr": 0.2}, train2, cache_dir=tmp_path)
+    assert not hit3 and not hit4

@@ -175,20 +175,11 @@ def predict_probs(scorer: Callable, images, *, batch_size: int = 128) -> np.ndar
 def cached_training(
     model, name: str, settings: dict, train: Callable[[], training.History], *, cache_dir=None
 ) -> tuple[training.History, bool]:
-    """Run ``train()`` (which trains ``model`` in place) unless the model cache holds its
-    result for ``settings`` and this code; then load those weights into ``model``.
-    Returns ``(history, hit)``. The entry is written all-or-nothing."""
-    from mammo_helpers.cache import ModelCache
-
-    def run() -> dict:
-        history = train()
-        return {"state": model.state_dict(), "history": history.to_dict()}
-
-    code = [clip_mod, losses, training, sys.modules[__name__]]  # any edit retrains
-    obj, hit = ModelCache(cache_dir).get_or_train(name, settings, run, code=code)
-    if hit:
-        model.load_state_dict(obj["state"])
-    return training.History.from_dict(obj["history"]), hit
+    """:func:`mammo_helpers.training.cached_fit` with this module's code in the key: an edit
+    of the CLIP model, the losses, the loop or this module retrains. Returns
+    ``(history, hit)``."""
+    code = [clip_mod, losses, sys.modules[__name__]]
+    return training.cached_fit(model, name, settings, train, code=code, cache_dir=cache_dir)
 
 
 #: What chapter 01 compares: the paper's class-weighted contrastive fine-tuning, the same
