@@ -2,7 +2,8 @@
 offline stand-in; chapter 01), ``clip_training`` (pre-training, fine-tuning and the
 cross-entropy baseline; chapter 01), ``classifiers`` (crop classifiers returning features
 and logits; chapters 02, 03), ``crop_training`` (their training recipe; chapters 02, 03)
-and ``losses`` (the papers' losses). Submodules load on first attribute access (``mh.models.clip``), so importing the package does not import torch."""
+and ``losses`` (the papers' losses). Submodules load on first attribute access
+(``mh.models.clip``), so importing the package does not import torch."""
 
 from __future__ import annotations
 
