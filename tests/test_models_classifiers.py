@@ -196,3 +196,10 @@ def test_labels_must_match_the_heads_outputs():
 def test_bad_build_arguments_are_named(backbone, kwargs, match):
     with pytest.raises(ValueError, match=match):
         clf.build_classifier(backbone, LABELS, **kwargs)
+
+
+def test_logits_only_returns_the_second_output():
+    model = mh.models.classifiers.build_classifier("small_cnn", ("a", "b"), seed=0).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(mh.models.classifiers.LogitsOnly(model)(x), model(x)[1])

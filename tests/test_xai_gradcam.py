@@ -85,3 +85,12 @@ def test_mass_inside_and_rank_correlation():
     keep = rng.random((8, 8)) > 0.3
     assert gc.rank_correlation(a, b, keep) == pytest.approx(spearmanr(a[keep], b[keep]).statistic)
     assert gc.rank_correlation(a, a**3) == pytest.approx(1.0)
+
+
+def test_last_conv_layer_is_the_deepest_convolution():
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.Flatten())
+    assert mh.xai.gradcam.last_conv_layer(net) is net[2]
+    with pytest.raises(ValueError, match="no Conv2d"):
+        mh.xai.gradcam.last_conv_layer(nn.Linear(2, 2))

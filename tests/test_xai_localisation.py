@@ -368,3 +368,20 @@ def test_pixel_auc_refuses_bad_input():
         loc.pixel_auc(m, np.full((3, 4), 0.5))
     with pytest.raises(ValueError, match="breast_mask of map2d is empty"):
         loc.pixel_auc(m, np.eye(3, 4), np.zeros((3, 4)))
+
+
+def test_image_records_decide_each_label_once_with_its_chance():
+    maps = {"mass": np.zeros((20, 30)), "calcification": np.zeros((20, 30))}
+    maps["mass"][5, 25] = 1.0  # inside the mass box
+    maps["calcification"][15, 2] = 0.9  # far from the calcification box
+    boxes = {
+        "mass": [[20, 0, 28, 8], [0, 0, 2, 2]],
+        "calcification": [[20, 10, 30, 20]],
+        "asymmetry": np.zeros((0, 4)),  # absent: no record
+    }
+    breast = np.ones((20, 30), bool)
+    recs = loc.image_records("im1", maps, boxes, tolerance_px=0, breast_mask=breast, min_value=0.25)
+    assert [(r["label"], r["hit"]) for r in recs] == [("mass", True), ("calcification", False)]
+    assert recs[1]["chance"] == pytest.approx(100 / 600)
+    with pytest.raises(ValueError, match="no map for label 'retraction'"):
+        loc.image_records("im1", maps, {"retraction": [[0, 0, 1, 1]]}, tolerance_px=0)

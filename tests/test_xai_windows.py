@@ -157,3 +157,22 @@ def test_stitch_averages_overlapping_windows():
     assert image[0, 0] == 0 and image[0, 2] == 1 and image[3, 3] == grid.shape[1] + 1
     with pytest.raises(ValueError, match="window maps"):
         win.stitch(maps[:-1], grid)
+
+
+def test_window_probabilities_are_the_models_sigmoid_on_each_window():
+    import torch
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            m = x.mean(dim=(1, 2, 3))
+            return x.flatten(1), torch.stack([m, -m], 1)
+
+    rng = np.random.default_rng(0)
+    roi = rng.random((20, 14, 3)).astype(np.float32)
+    grid = win.window_grid(np.ones((20, 14), bool), 6, 4)
+    probs = win.window_probabilities(Mean(), roi, grid, batch_size=5)
+    padded = win.pad_roi(roi, 6)
+    means = win.extract_windows(padded, grid).mean(axis=(1, 2, 3))
+    assert np.allclose(probs[:, 0], 1 / (1 + np.exp(-means)), atol=1e-6)
+    with pytest.raises(ValueError, match="roi must be"):
+        win.window_probabilities(Mean(), roi[:10], grid)

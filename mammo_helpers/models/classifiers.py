@@ -31,6 +31,7 @@ from torch import nn
 __all__ = [
     "SMALL_CNN",
     "CropClassifier",
+    "LogitsOnly",
     "build_classifier",
     "check_feature_model",
     "conv_blocks",
@@ -331,3 +332,15 @@ def check_feature_model(model, example):
             f"model names {len(labels)} labels but returns {logits.shape[1]} logits per sample"
         )
     return features, logits
+
+
+class LogitsOnly(nn.Module):
+    """A :class:`CropClassifier` seen as a plain classifier returning its logits, for tools
+    that expect one output (pytorch-grad-cam, captum; chapters 02, 03)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)[1]

@@ -11,7 +11,14 @@ import math
 
 import numpy as np
 
-__all__ = ["gradcam", "mass_inside", "rank_correlation", "vit_target_layer", "vit_tokens_to_map"]
+__all__ = [
+    "gradcam",
+    "last_conv_layer",
+    "mass_inside",
+    "rank_correlation",
+    "vit_target_layer",
+    "vit_tokens_to_map",
+]
 
 
 def vit_tokens_to_map(tokens, prefix_tokens: int = 1, grid_hw: tuple[int, int] | None = None):
@@ -39,6 +46,16 @@ def vit_target_layer(model):
     if not hasattr(trunk, "blocks"):
         raise ValueError(f"{type(trunk).__name__} has no transformer blocks: not a timm ViT")
     return trunk.blocks[-1].norm1
+
+
+def last_conv_layer(model):
+    """The last ``Conv2d`` of a CNN (Grad-CAM's usual target layer; chapter 02)."""
+    from torch import nn
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no Conv2d layer for Grad-CAM")
+    return convs[-1]
 
 
 def gradcam(model, images, target_layer, classes, *, reshape=None) -> np.ndarray:

@@ -35,6 +35,7 @@ __all__ = [
     "PRED_THRESHOLDS",
     "box_mask",
     "check_map",
+    "image_records",
     "pixel_auc",
     "pointing_game",
     "pointing_hit",
@@ -299,4 +300,37 @@ def pointing_summary(records, *, labels, level: float = 0.95) -> dict:
     if "random" in table.columns:
         expected = float((used["random"] * used["support"]).sum())
         out["random"] = _means(expected, support, n_images, used["random"].tolist())
+    return out
+
+
+def image_records(
+    image: str,
+    maps,
+    boxes,
+    *,
+    tolerance_px: float,
+    breast_mask=None,
+    min_value: float | None = None,
+    above: float | None = None,
+) -> list[dict]:
+    """The Pointing Game records of one image: for each label of ``boxes`` (label -> boxes
+    in map pixels) with at least one box, :func:`pointing_hit` on ``maps[label]`` and, with
+    a ``breast_mask``, the random pointer's :func:`random_hit_chance`. A label without a map
+    (absent from the model's training) is an error naming it."""
+    out = []
+    for label, label_boxes in boxes.items():
+        if not len(label_boxes):
+            continue
+        if label not in maps:
+            raise ValueError(f"image {image!r}: no map for label {label!r} (not a model output)")
+        name = f"{label} map of image {image!r}"
+        hit = pointing_hit(
+            maps[label], label_boxes, tolerance_px=tolerance_px, min_value=min_value,
+            above=above, name=name,
+        )  # fmt: skip
+        record = {"image": image, "label": label, "hit": hit}
+        if breast_mask is not None:
+            chance = random_hit_chance(breast_mask, label_boxes, tolerance_px=tolerance_px)
+            record["chance"] = chance
+        out.append(record)
     return out
