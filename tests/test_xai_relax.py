@@ -208,3 +208,22 @@ def test_explain_roi_equals_the_engine_on_the_extracted_windows():
     assert np.allclose(result.r_label, direct.r_label, atol=1e-6)
     with pytest.raises(ValueError, match="grid windows are 16 px but the masks 8 px"):
         relax.explain_roi(model, roi, grid, relax.MaskBank(30, 4, 0.5, 8))
+
+
+def test_mask_samples_give_back_the_engines_correlations():
+    model, windows = TinyNet(), _windows(1)
+    bank = relax.MaskBank(100, 4, 0.5, 16, seed=3)
+    values = relax.mask_samples(model, windows[0], bank, batch_size=30)
+    assert values["s_h"].shape == (100,) and values["y_m"].shape == (100, 3)
+    result = relax.correlax(model, windows, bank)
+    assert np.corrcoef(values["s_h"], values["s_y"])[0, 1] == pytest.approx(
+        result.r_dist[0], abs=1e-5
+    )
+    r_mass = np.corrcoef(values["s_h"], values["y_m"][:, 1])[0, 1]
+    assert r_mass == pytest.approx(result.r_label[0, 1], abs=1e-5)  # other batches
+    with torch.inference_mode():
+        h, logits = model(windows[:1] * bank.masks(0, 1))
+        h0, _ = model(windows[:1])
+    expected = torch.nn.functional.cosine_similarity(h, h0).item()
+    assert values["s_h"][0] == pytest.approx(expected, abs=1e-6)
+    assert values["y_m"][0] == pytest.approx(torch.sigmoid(logits)[0].numpy(), abs=1e-6)

@@ -35,6 +35,7 @@ __all__ = [
     "correlax_loop",
     "concat",
     "explain_roi",
+    "mask_samples",
     "forward_features",
 ]
 
@@ -410,3 +411,22 @@ def explain_roi(
         windows = torch.from_numpy(np.ascontiguousarray(np.moveaxis(cut, -1, 1)))
         results.append(correlax(model, windows, bank, **options))
     return concat(results)
+
+
+def mask_samples(model, window, bank: MaskBank, *, batch_size: int = 256) -> dict:
+    """The per-mask values CorRELAX correlates for one window (C, w, w), for figures
+    (chapter 02's Fig. 4): ``s_h`` = cos(h, h_M), ``s_y`` = cos(y, y_M) and ``y_m``
+    (n, L) the masked sigmoid outputs, plus ``y`` (L,) the unmasked ones."""
+    import torch
+
+    model.eval()
+    parts = []
+    with torch.inference_mode():
+        feats, logits = forward_features(model, window[None])
+        probs = torch.sigmoid(logits)
+        for start in range(0, bank.n, batch_size):
+            masks = bank.masks(start, start + batch_size)
+            parts.append(_masked_outputs(model, window[None], masks, feats, probs))
+    s_h, s_y, shifted = (np.concatenate([p[k][0] for p in parts]) for k in range(3))
+    y = probs[0].double().numpy()
+    return {"s_h": 1.0 + s_h, "s_y": 1.0 + s_y, "y_m": shifted + y, "y": y}
