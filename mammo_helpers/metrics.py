@@ -27,6 +27,7 @@ __all__ = [
     "classification_summary",
     "confusion",
     "f1",
+    "f1_thresholds",
     "macro_auc",
     "multilabel_table",
     "one_vs_rest_auc",
@@ -393,16 +394,22 @@ def f1(y_true, y_pred) -> float:
 
 
 def multilabel_table(
-    y_true, probs, labels, groups=None, *, threshold: float = 0.5, n_boot: int = 1000, seed=0
+    y_true, probs, labels, groups=None, *, threshold=0.5, n_boot: int = 1000, seed=0
 ):
     """Per-label accuracy, precision, recall, F1 (with a patient-bootstrap interval), ROC AUC
-    and support of a multi-label classifier at ``threshold`` (paper 02, Table 3; chapters 02,
-    03). ``y_true`` (N, L) multi-hot, ``probs`` (N, L). A label without positives gets NaN
-    for recall, F1 and AUC."""
+    and support of a multi-label classifier at ``threshold`` (one number, or one per label
+    as a dict, e.g. :func:`f1_thresholds`; paper 02, Table 3; chapters 02, 03). ``y_true``
+    (N, L) multi-hot, ``probs`` (N, L). A label without positives gets NaN for recall, F1
+    and AUC."""
     import pandas as pd
     from sklearn.metrics import accuracy_score, precision_score, recall_score
 
     y, p = _multilabel(y_true, probs, labels)
+    if isinstance(threshold, dict):
+        missing = [name for name in labels if name not in threshold]
+        if missing:
+            raise ValueError(f"threshold has no value for label(s) {missing}")
+        threshold = np.array([threshold[name] for name in labels], dtype=float)
     pred = (p >= threshold).astype(int)
     rows = []
     for k, name in enumerate(labels):
@@ -419,3 +426,24 @@ def multilabel_table(
             row |= dict.fromkeys(("recall", "f1", "f1_low", "f1_high", "auc"), math.nan)
         rows.append(row)
     return pd.DataFrame(rows).set_index("label")
+
+
+def f1_thresholds(y_true, probs, labels) -> dict:
+    """Per label, the probability threshold that maximises F1 on (validation) data: the
+    midpoint between the score that achieves the best F1 and the next lower score (0.5 for
+    a label without positives). Chapter 02 fixes these on validation crops before testing."""
+    from sklearn.metrics import precision_recall_curve
+
+    y, p = _multilabel(y_true, probs, labels)
+    out = {}
+    for k, name in enumerate(labels):
+        if not y[:, k].any():
+            out[name] = 0.5
+            continue
+        precision, recall, cuts = precision_recall_curve(y[:, k], p[:, k])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = np.nan_to_num(2 * precision * recall / (precision + recall))[:-1]
+        best = int(np.argmax(f))
+        lower = p[:, k][p[:, k] < cuts[best]]
+        out[name] = float((cuts[best] + lower.max()) / 2) if len(lower) else float(cuts[best])
+    return out

@@ -342,3 +342,17 @@ def test_multilabel_table_hand_case_threshold_and_empty_label():
     assert lower.loc["mass", "recall"] == 1.0
     with pytest.raises(ValueError, match="1 label names for 2 columns"):
         metrics.multilabel_table(y, p, ("mass",))
+
+
+def test_f1_thresholds_maximise_f1_and_feed_the_table():
+    rng = np.random.default_rng(3)
+    y = (rng.random((300, 2)) < [0.3, 0.0]).astype(int)
+    p = np.clip(0.3 * y + 0.6 * rng.random((300, 2)), 0, 1)
+    cuts = metrics.f1_thresholds(y, p, ("mass", "none"))
+    assert cuts["none"] == 0.5
+    best = max(metrics.f1(y[:, 0], p[:, 0] >= c) for c in np.unique(p[:, 0]))  # brute force
+    assert metrics.f1(y[:, 0], p[:, 0] >= cuts["mass"]) == pytest.approx(best)
+    table = metrics.multilabel_table(y, p, ("mass", "none"), threshold=cuts, n_boot=10)
+    assert table.loc["mass", "f1"] == pytest.approx(best)
+    with pytest.raises(ValueError, match="no value for label"):
+        metrics.multilabel_table(y, p, ("mass", "none"), threshold={"mass": 0.5})

@@ -69,3 +69,16 @@ def test_training_learns_bright_squares_and_predicts_probabilities(tmp_path):
     again = mh.models.classifiers.build_classifier("small_cnn", LABELS, width=8, seed=5)
     _, hit = ct.cached(again, "toy-crops", settings, run, cache_dir=tmp_path)
     assert hit and np.allclose(ct.predict(again, x), probs)
+
+
+def test_a_sample_drawn_twice_in_an_epoch_gets_two_crops():
+    dataset, samples = _dataset()
+    weights = np.zeros(len(samples))
+    weights[0] = 1.0  # every draw is sample 0
+    xs = torch.cat([x for x, _ in ct.batches(dataset, weights, batch_size=4, seed=0, draws=2)(0)])
+    assert len(xs) == 2 * len(dataset)
+    assert len({x.numpy().tobytes() for x in xs}) == len(xs)
+    with pytest.raises(ValueError, match="draws"):
+        ct.batches(dataset, weights, batch_size=4, seed=0, draws=0)
+    with pytest.raises(ValueError, match="not all 0"):
+        ct.batches(dataset, np.zeros(len(samples)), batch_size=4, seed=0)

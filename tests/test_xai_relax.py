@@ -227,3 +227,22 @@ def test_mask_samples_give_back_the_engines_correlations():
     expected = torch.nn.functional.cosine_similarity(h, h0).item()
     assert values["s_h"][0] == pytest.approx(expected, abs=1e-6)
     assert values["y_m"][0] == pytest.approx(torch.sigmoid(logits)[0].numpy(), abs=1e-6)
+
+
+def test_mask_sensitivity_nested_halves_and_theory():
+    model, windows = TinyNet(), _windows(6)
+    result = relax.correlax(model, windows, relax.MaskBank(512, 4, 0.5, 16, seed=9), batch_size=64)
+    out = relax.mask_sensitivity(result, [64, 256, 512])
+    assert np.allclose(out["nested"][512], 0)  # the reference itself
+    first, _ = result.r_from_blocks(range(1))
+    assert np.allclose(out["nested"][64], np.abs(first - result.r_dist))
+    r_a, _ = result.r_from_blocks(range(4))
+    r_b, _ = result.r_from_blocks(range(4, 8))
+    assert np.allclose(out["independent"][256], np.abs(r_a - r_b) / np.sqrt(2))
+    assert 512 not in out["independent"]  # no second set of 512 masks
+    expected = np.mean(np.sqrt(2 / np.pi) * (1 - result.r_dist**2) / np.sqrt(64))
+    assert out["theory"][64] == pytest.approx(expected)
+    # the theory is the right size: the independent error of 64 masks is of its order
+    assert 0.2 < np.mean(out["independent"][64]) / out["theory"][64] < 5
+    with pytest.raises(ValueError, match="not a multiple of the block"):
+        relax.mask_sensitivity(result, [100])

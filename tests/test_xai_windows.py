@@ -176,3 +176,20 @@ def test_window_probabilities_are_the_models_sigmoid_on_each_window():
     assert np.allclose(probs[:, 0], 1 / (1 + np.exp(-means)), atol=1e-6)
     with pytest.raises(ValueError, match="roi must be"):
         win.window_probabilities(Mean(), roi[:10], grid)
+
+
+def test_random_windows_are_seeded_kept_windows():
+    rng = np.random.default_rng(0)
+    images = [rng.random((20, 16, 3)), rng.random((12, 30, 3))]
+    breasts = [np.ones((20, 16), bool), np.zeros((12, 30), bool)]
+    breasts[1][:, :5] = True
+    got = win.random_windows(images, breasts, 8, 4, 7, seed=1)
+    assert got.shape == (7, 8, 8, 3)
+    assert np.array_equal(got, win.random_windows(images, breasts, 8, 4, 7, seed=1))
+    every = [
+        w
+        for img, b in zip(images, breasts, strict=True)
+        for w in win.extract_windows(win.pad_roi(img, 8), win.window_grid(b, 8, 4))
+    ]
+    assert all(any(np.array_equal(g, w) for w in every) for g in got)
+    assert len(win.random_windows(images, breasts, 8, 4, 10_000)) == len(every)

@@ -491,11 +491,12 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def rng(self, index: int) -> np.random.Generator:
-        """The generator of item ``index`` in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, int(index)])
+    def rng(self, index: int, draw: int | None = None) -> np.random.Generator:
+        """The generator of item ``index`` (its ``draw``-th draw) in the current epoch."""
+        key = [self.seed, self.epoch, int(index)] + ([] if draw is None else [int(draw)])
+        return np.random.default_rng(key)
 
-    def crop(self, index: int) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    def crop(self, index: int, draw: int | None = None) -> tuple[np.ndarray, tuple | None]:
         """Item ``index``'s crop (size_px, size_px, C) and crop box, before augmentation."""
         s = self.samples[index]
         roi = self.rois[s.image]
@@ -506,21 +507,25 @@ class CropDataset(torch.utils.data.Dataset):
         return draw_training_crop(
             roi,
             s,
-            self.rng(index),
+            self.rng(index, draw),
             size_px=self.size_px,
             breast_mask=self.masks.get(s.image),
             reference_sizes=self.reference_sizes,
             **self.ranges,
         )
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        crop, _ = self.crop(index)
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``key``: an index, or ``(index, draw)`` when a sampler draws one sample
+        several times in an epoch (each draw then gets its own crop and augmentation)."""
+        index, draw = key if isinstance(key, tuple) else (key, None)
+        crop, _ = self.crop(index, draw)
         if self.transform is not None:
             crop = self.transform(crop)
         x = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)).permute(2, 0, 1)
         if self.train and self.augmenting:
             # a second stream so that the crop draw does not depend on augmentation settings
-            rng = np.random.default_rng([self.seed, self.epoch, int(index), 1])
+            extra = [] if draw is None else [int(draw)]
+            rng = np.random.default_rng([self.seed, self.epoch, int(index), *extra, 1])
             x = augment(x, rng, **self.augment_kwargs)
         target = torch.from_numpy(self.samples[index].target(self.labels))
         return x.contiguous(), target

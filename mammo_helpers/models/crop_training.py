@@ -20,22 +20,27 @@ from mammo_helpers.models import classifiers, losses
 __all__ = ["batches", "cached", "dataset_arrays", "focal_batch_loss", "predict", "train"]
 
 
-def batches(dataset, weights, *, batch_size: int, seed: int, workers: int = 0):
-    """``batches(epoch)`` for :func:`~mammo_helpers.training.fit`: the dataset's crops of
-    that epoch, ``len(dataset)`` draws with replacement weighted by ``weights``, in batches
-    of ``batch_size``; the draw depends only on ``seed`` and the epoch."""
+def batches(dataset, weights, *, batch_size: int, seed: int, draws: int = 1, workers: int = 0):
+    """``batches(epoch)`` for :func:`~mammo_helpers.training.fit`: ``draws x len(dataset)``
+    samples drawn with replacement, weighted by ``weights``, in batches of ``batch_size``;
+    the k-th draw of an epoch is item ``(index, k)`` of the dataset, so a sample drawn twice
+    gets two different crops. The draw depends only on ``seed`` and the epoch."""
     import torch
-    from torch.utils.data import DataLoader, WeightedRandomSampler
+    from torch.utils.data import DataLoader
 
     w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-    if w.shape != (len(dataset),) or not torch.isfinite(w).all() or (w < 0).any():
-        raise ValueError(f"weights must be {len(dataset)} finite values >= 0")
+    if w.shape != (len(dataset),) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be {len(dataset)} finite values >= 0, not all 0")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
+    n = draws * len(dataset)
 
     def of_epoch(epoch: int):
         dataset.set_epoch(epoch)
         gen = torch.Generator().manual_seed(int(seed) * 10_007 + int(epoch))
-        sampler = WeightedRandomSampler(w, len(dataset), replacement=True, generator=gen)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers)
+        picks = torch.multinomial(w, n, replacement=True, generator=gen).tolist()
+        keys = list(zip(picks, range(n), strict=True))
+        return DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=workers)
 
     return of_epoch
 
@@ -63,11 +68,13 @@ def train(
     alpha: float = 0.95,
     gamma: float = 2.5,
     seed: int = 0,
+    draws: int = 1,
     validate=None,
     progress: bool = False,
 ) -> training.History:
-    """Train ``model`` in place with the paper's recipe (module docstring); ``validate``
-    as in :func:`~mammo_helpers.training.fit`. Returns the per-epoch history."""
+    """Train ``model`` in place with the paper's recipe (module docstring), ``draws`` crops
+    per sample and epoch on average; ``validate`` as in :func:`~mammo_helpers.training.fit`.
+    Returns the per-epoch history."""
     import torch
 
     torch.manual_seed(seed)
@@ -75,7 +82,7 @@ def train(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr_min)
     return training.fit(
         model,
-        batches(dataset, weights, batch_size=batch_size, seed=seed),
+        batches(dataset, weights, batch_size=batch_size, seed=seed, draws=draws),
         focal_batch_loss(alpha, gamma),
         opt,
         epochs=epochs,

@@ -36,6 +36,7 @@ __all__ = [
     "concat",
     "explain_roi",
     "mask_samples",
+    "mask_sensitivity",
     "forward_features",
 ]
 
@@ -430,3 +431,29 @@ def mask_samples(model, window, bank: MaskBank, *, batch_size: int = 256) -> dic
     s_h, s_y, shifted = (np.concatenate([p[k][0] for p in parts]) for k in range(3))
     y = probs[0].double().numpy()
     return {"s_h": 1.0 + s_h, "s_y": 1.0 + s_y, "y_m": shifted + y, "y": y}
+
+
+def mask_sensitivity(result: CorrelaxResult, counts) -> dict:
+    """How r_dist depends on the number of masks (paper 02, §4.3, Fig. 7), from one run
+    whose blocks hold equal numbers of masks: for each n in ``counts`` (a multiple of the
+    block size), ``nested[n]`` = |r(first n masks) - r(all)| per window (the paper's
+    measure; 0 at n = all by construction), ``independent[n]`` = |r(masks 1..n) -
+    r(masks n+1..2n)| / sqrt(2) per window where 2n masks exist (the error of one n-mask
+    estimate), and ``theory[n]`` = the mean of sqrt(2 / pi) (1 - r^2) / sqrt(n), the
+    expected |error| of a correlation from n samples."""
+    per_block = result.block_count[:, 0]
+    if not (result.block_count[:, :-1] == per_block[:, None]).all():
+        raise ValueError("mask_sensitivity needs blocks of one size (a run without tolerance)")
+    block, n_blocks = int(per_block[0]), result.block_count.shape[1]
+    nested, independent, theory = {}, {}, {}
+    for n in counts:
+        if n % block or n // block > n_blocks:
+            raise ValueError(f"{n} masks is not a multiple of the block ({block}) within the run")
+        k = n // block
+        r_n, _ = result.r_from_blocks(range(k))
+        nested[n] = np.abs(r_n - result.r_dist)
+        if 2 * k <= n_blocks:
+            r_b, _ = result.r_from_blocks(range(k, 2 * k))
+            independent[n] = np.abs(r_n - r_b) / np.sqrt(2)
+        theory[n] = float(np.mean(np.sqrt(2 / np.pi) * (1 - result.r_dist**2) / np.sqrt(n)))
+    return {"nested": nested, "independent": independent, "theory": theory}

@@ -30,6 +30,7 @@ __all__ = [
     "kernel_offsets",
     "maps_from_windows",
     "pad_roi",
+    "random_windows",
     "smooth",
     "stitch",
     "to_image",
@@ -236,3 +237,17 @@ def window_probabilities(model, roi, grid: WindowGrid, *, batch_size: int = 256)
             _, logits = model(torch.from_numpy(np.ascontiguousarray(cut)))
             out.append(torch.sigmoid(logits).numpy())
     return np.concatenate(out)
+
+
+def random_windows(images, breasts, window: int, stride: int, n: int, *, seed: int = 0):
+    """``n`` windows (n, window, window, C) drawn without replacement (seeded) from all kept
+    windows of the ROIs ``images`` (H, W, C) with breast masks ``breasts`` (chapter 02's
+    Fig. 7 and benchmark); fewer when fewer exist."""
+    grids = [window_grid(b, window, stride) for b in breasts]
+    pool = [(i, k) for i, g in enumerate(grids) for k in range(g.n_windows)]
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    out = []
+    for i, k in (pool[p] for p in picked):
+        out.append(extract_windows(pad_roi(images[i], window), grids[i], [k])[0])
+    return np.stack(out)
