@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-__all__ = ["Stages", "median_seconds"]
+__all__ = ["Stages", "median_seconds", "timed"]
 
 
 def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
@@ -31,6 +31,14 @@ def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    """``(fn(), seconds)``: one call and its wall-clock time (for runs too long to repeat;
+    warm up once before the first)."""
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
 
 
 class Stages:

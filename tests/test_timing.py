@@ -46,3 +46,8 @@ def test_stages_add_up_and_survive_errors(clock):
         raise RuntimeError("boom")
     assert dict(stages) == {"train": 2.5, "maps": 1.0}
     assert "train: 2.5 s" in repr(stages)
+
+
+def test_timed_returns_the_value_and_its_seconds(clock):
+    clock["steps"] = [0, 2.5]
+    assert mh.timing.timed(lambda: "done") == ("done", 2.5)

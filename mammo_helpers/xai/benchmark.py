@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mammo_helpers.timing import median_seconds
+from mammo_helpers.timing import median_seconds, timed
 from mammo_helpers.xai import relax
 
 __all__ = [
@@ -103,36 +103,29 @@ def error_vs_time(
     tolerances=(0.04, 0.02, 0.01),
     min_masks: int = 64,
     seed: int = 0,
-    repeats: int = 1,
 ) -> list[dict]:
     """(c): one row per setting (method, masks, seconds per window, mean and 95th
     percentile |delta r_dist| against an engine run with ``reference_masks`` masks of seed
-    ``seed``). The settings use other seeds, so their error includes their own noise only."""
+    ``seed``). The settings use other seeds, so their error includes their own noise only.
+    Each setting runs once, timed (after one warm-up call of the engine)."""
     w = windows.shape[-1]
     bank = relax.MaskBank(reference_masks, cells, p, w, seed=seed)
     reference = relax.correlax(model, windows, bank, batch_size=batch_size).r_dist
     n, rows = len(windows), []
     for k, count in enumerate(mask_counts):
         other = relax.MaskBank(count, cells, p, w, seed=seed + 1 + k)
-        res = relax.correlax(model, windows, other, batch_size=batch_size)
-        t = median_seconds(
-            lambda other=other: relax.correlax(model, windows, other, batch_size=batch_size),
-            repeats=repeats,
+        res, t = timed(
+            lambda other=other: relax.correlax(model, windows, other, batch_size=batch_size)
         )
         rows.append(_point("engine", count, t, n, res.r_dist, reference))
     adaptive_bank = relax.MaskBank(reference_masks, cells, p, w, seed=seed + 100)
     for tol in tolerances:
         opts = dict(batch_size=batch_size, tolerance=tol, min_masks=min_masks)
-        res = relax.correlax(model, windows, adaptive_bank, **opts)
-        t = median_seconds(
-            lambda opts=opts: relax.correlax(model, windows, adaptive_bank, **opts),
-            repeats=repeats,
-        )
+        res, t = timed(lambda opts=opts: relax.correlax(model, windows, adaptive_bank, **opts))
         point = _point(f"adaptive {tol:g}", float(res.n_masks.mean()), t, n, res.r_dist, reference)
         rows.append(point)
     paper_bank = relax.MaskBank(reference_masks, cells, p, w, seed=seed + 200)
-    r_paper, _ = relax.correlax_loop(model, windows, paper_bank)
-    t = median_seconds(lambda: relax.correlax_loop(model, windows, paper_bank), repeats=repeats)
+    (r_paper, _), t = timed(lambda: relax.correlax_loop(model, windows, paper_bank))
     rows.append(_point("paper loop", reference_masks, t, n, r_paper, reference))
     return rows
 
