@@ -385,3 +385,12 @@ def test_image_records_decide_each_label_once_with_its_chance():
     assert recs[1]["chance"] == pytest.approx(100 / 600)
     with pytest.raises(ValueError, match="no map for label 'retraction'"):
         loc.image_records("im1", maps, {"retraction": [[0, 0, 1, 1]]}, tolerance_px=0)
+
+
+def test_image_records_refuse_a_map_shaped_unlike_its_roi():
+    maps = {"mass": np.zeros((30, 20))}  # transposed
+    with pytest.raises(ValueError, match="mass map of image 'im2' has shape"):
+        loc.image_records(
+            "im2", maps, {"mass": [[0, 0, 5, 5]]}, tolerance_px=0,
+            breast_mask=np.ones((20, 30), bool),
+        )  # fmt: skip

@@ -315,8 +315,9 @@ def image_records(
 ) -> list[dict]:
     """The Pointing Game records of one image: for each label of ``boxes`` (label -> boxes
     in map pixels) with at least one box, :func:`pointing_hit` on ``maps[label]`` and, with
-    a ``breast_mask``, the random pointer's :func:`random_hit_chance`. A label without a map
-    (absent from the model's training) is an error naming it."""
+    a ``breast_mask`` (the ROI's), the random pointer's :func:`random_hit_chance`. A label
+    without a map (absent from the model's training) and a map shaped unlike the ROI are
+    errors naming them."""
     out = []
     for label, label_boxes in boxes.items():
         if not len(label_boxes):
@@ -324,6 +325,8 @@ def image_records(
         if label not in maps:
             raise ValueError(f"image {image!r}: no map for label {label!r} (not a model output)")
         name = f"{label} map of image {image!r}"
+        if breast_mask is not None:  # the map must be shaped like the ROI
+            check_map(maps[label], np.shape(breast_mask), name)
         hit = pointing_hit(
             maps[label], label_boxes, tolerance_px=tolerance_px, min_value=min_value,
             above=above, name=name,
