@@ -413,3 +413,116 @@ def test_chapter_01_follows_the_papers_protocol(smoke_run):
     assert weighted.images.sum() == len(preds[preds.variant == "weighted"])
     longitudinal = set(_chapter_metrics(smoke_run, CHAPTER_01)["metrics"]["longitudinal_patients"])
     assert longitudinal and not longitudinal & set(preds.patient_id)
+
+
+# ----------------------------------------------------------------- chapter 02 in particular
+CHAPTER_02 = "02_correlax"
+CHAPTER_02_FIGURES = {
+    "training_crops.png",
+    "training_history.png",
+    "iou_kernels.png",
+    "fig4_one_window.png",
+    "fig5_maps.png",
+    "fig6_held_out_site.png",
+    "fig7_mask_sensitivity.png",
+    "error_vs_time.png",
+}
+CHAPTER_02_GAMES = (
+    "pointing_game_pred25",
+    "pointing_game_pred50",
+    "pointing_game_corr",
+    "pointing_game_product",
+    "pointing_game_gradcam",
+    "pointing_game_pred25_external",
+)
+CHAPTER_02_KEYS = (
+    *CHAPTER_02_GAMES,
+    "f1_per_label",
+    "classifier_table",
+    "map_pixel_auc",
+    "mask_sensitivity_mae",
+    "mask_sensitivity_mae_256",
+    "throughput_ratio",
+    "speedup_vs_loop",
+    "speedup_at_error_0025",
+    "seconds_per_mammogram",
+    "seconds_per_stage",
+    "paper",
+)
+
+
+@pytest.mark.notebook
+def test_chapter_02_reports_every_number_the_issue_names(smoke_run):
+    doc = _chapter_metrics(smoke_run, CHAPTER_02)
+    m = doc["metrics"]
+    missing = [key for key in CHAPTER_02_KEYS if key not in m]
+    assert not missing, missing
+    for key in CHAPTER_02_GAMES:
+        game = m[key]
+        hits = sum(e["hits"] for e in game["per_label"].values())
+        support = sum(e["support"] for e in game["per_label"].values())
+        assert support == game["support"], key
+        if support:
+            assert game["support_weighted"] == pytest.approx(hits / support), key
+            assert game["paper_formula"] == pytest.approx(hits / game["n_images"]), key
+            assert game["n_images"] <= support
+        for label, e in game["per_label"].items():
+            if e["support"]:
+                low, high = e["ci"]
+                assert 0 <= low <= e["accuracy"] <= high <= 1, (key, label)
+                assert e["accuracy"] == pytest.approx(e["hits"] / e["support"])
+    assert m["speedup_vs_loop"]["max_abs_delta_r"] <= 1e-5
+    assert set(m["f1_per_label"]) >= {"No Finding", "mass", "calcification"}
+    assert m["map_pixel_auc"]["prediction (all test images)"]["n"] > 0
+    out_dir = Path(smoke_run.results[CHAPTER_02].parameters["OUT_DIR"])
+    assert set(doc["figures"]) >= CHAPTER_02_FIGURES
+    assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_02_FIGURES)
+
+
+@pytest.mark.notebook
+def test_chapter_02_tables_keep_the_papers_numbers_beside_ours(smoke_run):
+    out_dir = Path(smoke_run.results[CHAPTER_02].parameters["OUT_DIR"])
+    table1 = pd.read_csv(out_dir / "table1_samples_per_label.csv").set_index("label")
+    assert table1.loc["mass", "paper train"] == 989 and table1.loc["mass", "train"] > 0
+    assert (table1[["train", "val", "test"]] >= 0).all().all()
+    table3 = pd.read_csv(out_dir / "table3_test_crops.csv").set_index("label")
+    assert table3.loc["mass", "paper F1"] == 0.7392
+    assert ((table3.f1.dropna() >= 0) & (table3.f1.dropna() <= 1)).all()
+    rows = {r["target"]: r for r in _chapter_metrics(smoke_run, CHAPTER_02)["paper_vs_measured"]}
+    assert rows["pointing_game_pred25.paper_formula"]["paper / literature"].startswith("0.6358")
+
+
+@pytest.mark.notebook
+def test_chapter_02_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, tmp_path):
+    """`mammo-run 02 -p DATA_SOURCE vindr -p DATA_DIR ...` on a phantom cohort written in
+    VinDr-Mammo's layout (its CSVs, label spellings and training / test split), read-only:
+    the chapter runs end to end on the real-data path and writes nothing there."""
+    import stat
+
+    import mammo_helpers as mh
+    from mammo_helpers.run import run_notebook
+
+    cohort = mh.data.load_source(
+        "phantom", n_patients=16, seed=5, spacing_mm=0.6, lesion_prevalence=0.8, progress=False
+    )
+    data_dir = mh.data.examples.phantom_as_vindr(cohort, tmp_path / "vindr", test_fraction=0.3)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _snapshot(data_dir)
+    try:
+        run_notebook(
+            CHAPTER_02, "smoke", executed_dir=tmp_path / "executed",
+            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="vindr",
+            DATA_DIR=str(data_dir), N_PATIENTS=16,
+        )  # fmt: skip
+    finally:
+        assert _snapshot(data_dir) == before
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    doc = json.loads((tmp_path / "results" / CHAPTER_02 / "metrics.json").read_text())
+    m = doc["metrics"]
+    assert doc["data_source"] == "vindr" and "map_pixel_auc" not in m  # phantom-only: skipped
+    assert (
+        m["pointing_game_pred25"]["support"] > 0
+        and m["pointing_game_pred25_external"]["support"] == 0
+    )
