@@ -34,6 +34,7 @@ __all__ = [
     "LogitsOnly",
     "build_classifier",
     "check_feature_model",
+    "feature_pair",
     "conv_blocks",
     "paper_head",
 ]
@@ -291,12 +292,32 @@ def _describe(out) -> str:
     return type(out).__name__
 
 
+def feature_pair(out, batch: int):
+    """``out`` of a model run on ``batch`` inputs, checked to be ``(features, logits)`` with
+    features (batch, D, ...) and logits (batch, n_labels); raises ValueError naming what
+    came instead. The contract CorRELAX relies on (chapters 02, 03)."""
+    pair = isinstance(out, tuple | list) and len(out) == 2 and all(map(torch.is_tensor, out))
+    if not pair or out[0].ndim < 2 or out[0].shape[0] != batch:
+        raise ValueError(
+            "model must return (features, logits) with features shaped (batch, D); "
+            f"got {_describe(out)} for a batch of {batch}"
+        )
+    features, logits = out
+    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise ValueError(
+            f"model must return logits shaped (batch, n_labels); got {tuple(logits.shape)} "
+            f"for a batch of {batch}"
+        )
+    return features, logits
+
+
 def check_feature_model(model, example):
     """Run ``model`` once on ``example`` (a batch (B, C, H, W), or one image (C, H, W)) in
     eval mode without gradients (its mode is restored) and check that it returns
     ``(features, logits)``: features shaped (B, D, ...) with at least 2 dims, logits
     (B, n_labels), and ``n_labels == len(model.labels)`` when the model names its labels.
-    Returns the pair; raises ValueError otherwise. CorRELAX calls it (chapter 02)."""
+    Returns the pair; raises ValueError otherwise (:func:`feature_pair`, which CorRELAX
+    applies to every batch; chapter 02)."""
     x = torch.as_tensor(example)
     if x.ndim == 3:
         x = x.unsqueeze(0)
@@ -314,18 +335,7 @@ def check_feature_model(model, example):
             out = model.eval()(x)
     finally:
         model.train(was_training)
-    pair = isinstance(out, tuple | list) and len(out) == 2 and all(map(torch.is_tensor, out))
-    if not pair or out[0].ndim < 2 or out[0].shape[0] != len(x):
-        raise ValueError(
-            "model must return (features, logits) with features shaped (batch, D); "
-            f"got {_describe(out)} for a batch of {len(x)}"
-        )
-    features, logits = out
-    if logits.ndim != 2 or logits.shape[0] != len(x):
-        raise ValueError(
-            f"model must return logits shaped (batch, n_labels); got {tuple(logits.shape)} "
-            f"for a batch of {len(x)}"
-        )
+    features, logits = feature_pair(out, len(x))
     labels = getattr(model, "labels", None)
     if labels is not None and logits.shape[1] != len(labels):
         raise ValueError(

@@ -89,16 +89,11 @@ class MaskBank:
 
 def forward_features(model, x):
     """``(features (B, D), logits (B, L))`` of ``model`` on ``x``; a model that does not
-    return a pair with >= 2-D features is an error."""
-    out = model(x)
-    if not (isinstance(out, tuple | list) and len(out) == 2):
-        raise ValueError("model must return (features, logits); got " + type(out).__name__)
-    feats, logits = out
-    if feats.ndim < 2 or logits.ndim != 2:
-        raise ValueError(
-            "model must return features shaped (batch, D, ...) and logits (batch, labels); "
-            f"got {tuple(feats.shape)} and {tuple(logits.shape)}"
-        )
+    return a pair with >= 2-D features is an error
+    (:func:`mammo_helpers.models.classifiers.feature_pair`)."""
+    from mammo_helpers.models.classifiers import feature_pair
+
+    feats, logits = feature_pair(model(x), len(x))
     return feats.flatten(1), logits
 
 
