@@ -114,7 +114,8 @@ def load_targets(chapter: str) -> list[Target]:
 
 
 def to_jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and paths turned into JSON types."""
+    """``value`` with numpy scalars/arrays, tuples and paths turned into JSON types; NaN and
+    infinities (undefined values) become ``None``, so metrics.json is strict JSON."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -125,11 +126,11 @@ def to_jsonable(value: Any) -> Any:
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
+    if isinstance(value, np.floating | float):
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, os.PathLike):
         return display_path(value)
-    if value is None or isinstance(value, str | int | float):
+    if value is None or isinstance(value, str | int):
         return value
     raise TypeError(f"{type(value).__name__} {value!r} cannot be stored in metrics.json")
 
@@ -279,6 +280,6 @@ class Recorder:
             document["provenance"] = to_jsonable(provenance)
         path = self.out_dir / METRICS_NAME
         with atomic_write(path, "w") as fh:
-            json.dump(document, fh, indent=2, allow_nan=True)
+            json.dump(document, fh, indent=2, allow_nan=False)
             fh.write("\n")
         return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -159,3 +160,13 @@ def test_every_shipped_targets_table_loads_and_cites_the_bibliography(chapter):
 def test_missing_targets_table_is_named():
     with pytest.raises(FileNotFoundError, match="no targets table for chapter '99_x'"):
         load_targets("99_x")
+
+
+def test_undefined_values_are_written_as_null(tmp_path):
+    assert results.to_jsonable([np.nan, np.float32("inf"), -math.inf, 1.5]) == [None] * 3 + [1.5]
+    rec = Recorder(tmp_path / "out", chapter="x", targets=[])
+    rec.log(auc=float("nan"), per={"a": np.float64("nan"), "b": 0.5})
+    text = rec.write().read_text()
+    assert "NaN" not in text
+    doc = json.loads(text)
+    assert doc["metrics"] == {"auc": None, "per": {"a": None, "b": 0.5}}
