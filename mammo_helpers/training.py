@@ -165,13 +165,18 @@ def _validate(model, validate: Callable | None) -> dict:
         return {k: float(v) for k, v in validate(model).items()}
 
 
-def _step_scheduler(scheduler, row: dict, stopper: EarlyStopping | None) -> None:
+def _step_scheduler(scheduler, row: dict, monitor: str) -> None:
     import torch
 
     if scheduler is None:
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(row[stopper.monitor] if stopper else row["loss"])
+        if monitor not in row:
+            known = ", ".join(k for k in row if k not in ("epoch", "seconds", "samples_per_s"))
+            raise KeyError(
+                f"fit: plateau_monitor {monitor!r} is not a column; this epoch has {known}"
+            )
+        scheduler.step(row[monitor])
     else:
         scheduler.step()
 
@@ -187,12 +192,14 @@ def fit(
     validate: Callable[[Any], dict] | None = None,
     stopper: EarlyStopping | None = None,
     grad_clip: float | None = None,
+    plateau_monitor: str | None = None,
     progress: bool = False,
     desc: str = "epochs",
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs (see the module docstring); returns the
-    per-epoch :class:`History`. The scheduler is stepped once per epoch (with the monitored
-    value for ``ReduceLROnPlateau``). Chapters 00-05."""
+    per-epoch :class:`History`. The scheduler is stepped once per epoch; a
+    ``ReduceLROnPlateau`` gets the value of ``plateau_monitor`` (default: the stopper's
+    monitor, else the training loss). Chapters 00-05."""
     from tqdm.auto import trange
 
     epochs = _check_epochs(epochs)
@@ -207,7 +214,8 @@ def fit(
         row |= {"seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else math.inf}
         history.rows.append(row)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
-        _step_scheduler(scheduler, row, stopper)
+        monitor = plateau_monitor or (stopper.monitor if stopper else "loss")
+        _step_scheduler(scheduler, row, monitor)
         if stopper is not None and _stop(stopper, row, epoch, model):
             history.stopped_early = True
             break

@@ -116,6 +116,26 @@ def test_plateau_scheduler_reads_the_monitored_value():
     assert history.column("lr") == pytest.approx([0.1, 0.1, 0.05, 0.025])
 
 
+def test_plateau_monitor_overrides_the_stoppers_value():
+    x, y = _regression()
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0)
+    scripted, _ = _scripted([0.5, 0.4, 0.3, 0.9])
+    validate = lambda m: {"val_f1": scripted(m)["val_auc"]}  # noqa: E731
+    stopper = tr.EarlyStopping("val_loss_unused", mode="max", patience=10)
+    history = tr.fit(
+        model, _batches(x, y), _mse, opt, epochs=4, scheduler=sched,
+        validate=lambda m: validate(m) | {"val_loss_unused": 1.0}, stopper=stopper,
+        plateau_monitor="val_f1",
+    )  # fmt: skip
+    assert history.column("lr") == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+    with pytest.raises(KeyError, match="plateau_monitor 'nope' is not a column"):
+        tr.fit(model, _batches(x, y), _mse, opt, epochs=1, scheduler=sched, plateau_monitor="nope")
+
+
 def test_validation_runs_in_eval_mode_without_gradients_and_training_in_train_mode():
     model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Dropout(0.5))
     modes = []
