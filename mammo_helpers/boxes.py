@@ -9,7 +9,8 @@ convention as ``torchvision.ops``). Sizes are ``(height, width)``.
 
 Used by the phantom (lesion masks -> boxes), the dataset adapters (clipping), the
 preprocessing pipelines (:class:`BoxTransform`), the learnability check of chapter 00
-(:func:`crop_around`) and the localisation chapters 02-04 (:func:`box_iou`).
+(:func:`crop_around`), the localisation chapters 02-04 (:func:`box_iou`) and the boxes
+drawn from attribution maps in chapter 03 (:func:`merge_boxes`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "crop_boxes",
     "flip_boxes",
     "mask_box",
+    "merge_boxes",
     "resize_boxes",
     "with_boxes",
 ]
@@ -127,6 +129,19 @@ def mask_box(mask) -> tuple[float, float, float, float] | None:
         return None
     cols = np.flatnonzero(m.any(axis=0))
     return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+
+
+def merge_boxes(boxes) -> np.ndarray | None:
+    """The union box of ``(K, 4)`` boxes: the smallest box holding all of them (min of
+    xmin / ymin, max of xmax / ymax), as a ``(4,)`` float array; ``None`` for ``K = 0``.
+
+    Chapter 03 merges the boxes of an attribution map's regions into one box this way
+    (paper 03, §3.2.5 step 4).
+    """
+    b = as_boxes(boxes)
+    if not len(b):
+        return None
+    return np.concatenate([b[:, :2].min(axis=0), b[:, 2:].max(axis=0)])
 
 
 def _is_real(value) -> bool:

@@ -24,6 +24,7 @@ from mammo_helpers.boxes import (
     crop_boxes,
     flip_boxes,
     mask_box,
+    merge_boxes,
     resize_boxes,
     with_boxes,
 )
@@ -107,6 +108,39 @@ def test_box_iou_hand_cases():
     assert box_iou([0, 0, 1, 1], [5, 5, 6, 6])[0, 0] == 0.0
     assert box_iou([0, 0, 0, 0], [0, 0, 0, 0])[0, 0] == 0.0  # empty boxes: 0, not NaN
     np.testing.assert_array_equal(box_area([[0, 0, 2, 3], [2, 2, 1, 1]]), [6.0, 0.0])
+
+
+# ------------------------------------------------------------------------- merge
+def test_merge_boxes_hand_cases():
+    assert merge_boxes(np.zeros((0, 4))) is None
+    assert merge_boxes([]) is None
+    np.testing.assert_array_equal(merge_boxes([1, 2, 3, 4]), [1.0, 2.0, 3.0, 4.0])
+    merged = merge_boxes([[10, 5, 20, 8], [2, 30, 4, 31], [15, 6, 40, 7]])
+    assert merged.shape == (4,) and merged.dtype == np.float64
+    np.testing.assert_array_equal(merged, [2.0, 5.0, 40.0, 31.0])
+    with pytest.raises(ValueError, match=r"shape \(N, 4\)"):
+        merge_boxes([[0, 0, 1]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_merged_box_is_the_smallest_box_holding_every_box(data):
+    boxes = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        x0, y0 = data.draw(st.floats(-100, 100)), data.draw(st.floats(-100, 100))
+        boxes.append([x0, y0, x0 + data.draw(st.floats(0, 50)), y0 + data.draw(st.floats(0, 50))])
+    b = np.array(boxes)
+    m = merge_boxes(b)
+    assert (m[:2] <= b[:, :2]).all() and (m[2:] >= b[:, 2:]).all()  # holds every box
+    for side in range(4):  # smallest: every side touches some box
+        assert (b[:, side] == m[side]).any()
+    # the union box is the bounding box of the union of the rasterised boxes
+    ints = np.floor(b - b.min()).astype(int)
+    ints[:, 2:] = np.maximum(ints[:, 2:], ints[:, :2] + 1)
+    canvas = np.zeros((ints[:, 3].max(), ints[:, 2].max()), bool)
+    for x0, y0, x1, y1 in ints:
+        canvas[y0:y1, x0:x1] = True
+    np.testing.assert_array_equal(merge_boxes(ints), bbox_of(canvas))
 
 
 # ------------------------------------------------------------------------- clip / crop
