@@ -2,13 +2,18 @@
 tolerance to the pixel, >= against >, several boxes as one decision, a non-square image
 where x and y cannot be swapped), Table 4 of CorRELAX rebuilt from its counts, Wilson
 intervals against scipy, the random pointer against enumeration and a Monte-Carlo draw,
-and the pixel AUC against scikit-learn."""
+the pixel AUC against scikit-learn, and the pixel metrics of chapter 03 (pointing fraction,
+relevance mass, rank accuracy with ties against brute force, chance levels, control
+maps)."""
 
 import json
 import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
@@ -394,3 +399,211 @@ def test_image_records_refuse_a_map_shaped_unlike_its_roi():
             "im2", maps, {"mass": [[0, 0, 5, 5]]}, tolerance_px=0,
             breast_mask=np.ones((20, 30), bool),
         )  # fmt: skip
+
+
+# ------------------------------------------------------- pixel metrics (chapter 03)
+def _lesion_case():
+    """A 37 x 90 ellipse breast with a 20 x 15 lesion box in it."""
+    hw = (37, 90)
+    return hw, _ellipse(hw), loc.box_mask([(30, 10, 50, 25)], hw)
+
+
+def test_pointing_fraction_shares_ties():
+    lesion = np.zeros((4, 5), bool)
+    lesion[1:3, 1:3] = True  # 4 lesion pixels of 20
+    assert loc.pointing_fraction(_peak((4, 5), 1, 1), lesion) == 1.0
+    assert loc.pointing_fraction(_peak((4, 5), 0, 4), lesion) == 0.0
+    m = np.zeros((4, 5))
+    m[1, 1] = m[2, 2] = m[0, 0] = 3.0  # three tied maxima, two in the lesion
+    assert loc.pointing_fraction(m, lesion) == pytest.approx(2 / 3)
+    assert loc.pointing_fraction(np.ones((4, 5)), lesion) == pytest.approx(4 / 20)
+    # the maximum over the breast only: the 3.0 at (0, 0) is outside it
+    breast = np.ones((4, 5), bool)
+    breast[0, 0] = False
+    assert loc.pointing_fraction(m, lesion, breast) == 1.0
+    m[2, 2] = np.nextafter(3.0, 0)  # exact equality: a hair below is not tied
+    assert loc.pointing_fraction(m, lesion) == 0.5
+
+
+def test_relevance_mass_hand_case():
+    m = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]])
+    lesion = np.array([[1, 1, 0], [0, 0, 0]])
+    assert loc.relevance_mass(m, lesion) == pytest.approx(1.0 / 4.5)  # -2 clipped to 0
+    breast = np.array([[1, 1, 0], [1, 1, 1]], bool)  # drop the 3.0
+    assert loc.relevance_mass(m, lesion, breast) == pytest.approx(1.0 / 1.5)
+    assert math.isnan(loc.relevance_mass(-np.abs(m), lesion))  # no positive relevance
+    assert math.isnan(loc.relevance_mass(np.zeros((2, 3)), lesion))
+
+
+def test_rank_accuracy_hand_cases():
+    lesion = np.array([[1, 1, 0], [0, 0, 0]])  # K = 2 of N = 6
+    m = np.array([[5.0, 1.0, 4.0], [0.0, 0.0, 0.0]])
+    assert loc.rank_accuracy(m, lesion) == 0.5  # top 2: 5 (lesion), 4 (not)
+    m = np.array([[5.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    # top 2: 5, then one place for three pixels tied at 1, one of them in the lesion
+    assert loc.rank_accuracy(m, lesion) == pytest.approx((1 + 1 / 3) / 2)
+    assert loc.rank_accuracy(np.full((2, 3), 7.0), lesion) == pytest.approx(2 / 6)
+
+
+def test_rank_accuracy_of_a_constant_map_is_the_chance_level():
+    hw, breast, lesion = _lesion_case()
+    chance = loc.chance_levels(lesion, breast)
+    p = (lesion & breast).sum() / breast.sum()
+    assert chance == pytest.approx(
+        {"pointing": p, "relevance_mass": p, "rank_accuracy": p, "pixel_auc": 0.5}
+    )
+    const = np.full(hw, 0.3)
+    assert loc.rank_accuracy(const, lesion, breast) == pytest.approx(p, abs=1e-15)
+    assert loc.pointing_fraction(const, lesion, breast) == pytest.approx(p, abs=1e-15)
+    assert loc.relevance_mass(const, lesion, breast) == pytest.approx(p, abs=1e-12)
+    assert loc.pixel_auc(const, lesion, breast) == 0.5
+
+
+def _rank_brute_force(values, lesion):
+    """Exact expectation over random tie-breaking: the mean over every K-subset of pixels
+    that can be a top-K set (each chosen value >= each value left out)."""
+    from itertools import combinations
+
+    n, k = values.size, int(lesion.sum())
+    scores = []
+    for chosen in combinations(range(n), k):
+        rest = np.setdiff1d(np.arange(n), chosen)
+        if rest.size and values[list(chosen)].min() < values[rest].max():
+            continue
+        scores.append(lesion[list(chosen)].mean())
+    return float(np.mean(scores))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_rank_accuracy_against_brute_force_with_ties(data):
+    n = data.draw(st.integers(2, 10))
+    values = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), float)
+    lesion = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    assume(lesion.any())
+    got = loc.rank_accuracy(values.reshape(1, n), lesion.reshape(1, n))
+    assert got == pytest.approx(_rank_brute_force(values, lesion), abs=1e-12)
+
+
+def test_rank_accuracy_against_random_tie_breaking():
+    """Monte-Carlo: sort by value, breaking ties by a random key, and count."""
+    rng = np.random.default_rng(11)
+    values = rng.integers(0, 4, size=(6, 7)).astype(float)
+    lesion = rng.random((6, 7)) < 0.3
+    k = int(lesion.sum())
+    draws = 20_000
+    flat_v, flat_l = values.ravel(), lesion.ravel()
+    hits = np.empty(draws)
+    for i in range(draws):
+        order = np.lexsort((rng.random(flat_v.size), -flat_v))  # value desc, random ties
+        hits[i] = flat_l[order[:k]].mean()
+    got = loc.rank_accuracy(values, lesion)
+    assert abs(hits.mean() - got) < 4 * hits.std() / math.sqrt(draws) + 1e-12
+
+
+def test_a_perfect_map_scores_one_everywhere():
+    hw, breast, lesion = _lesion_case()
+    perfect = lesion.astype(float)
+    got = loc.pixel_metrics(perfect, lesion, breast)
+    assert got == {"pointing": 1.0, "relevance_mass": 1.0, "rank_accuracy": 1.0, "pixel_auc": 1.0}
+    inverse = 1.0 - perfect
+    got = loc.pixel_metrics(inverse, lesion, breast)
+    assert got == {"pointing": 0.0, "relevance_mass": 0.0, "rank_accuracy": 0.0, "pixel_auc": 0.0}
+
+
+def test_pixel_metrics_against_sklearn_and_direct_sums():
+    rng = np.random.default_rng(4)
+    hw, breast, lesion = _lesion_case()
+    m = rng.normal(size=hw) + 0.8 * lesion
+    got = loc.pixel_metrics(m, lesion, breast, name="IG map")
+    assert got["pixel_auc"] == pytest.approx(roc_auc_score(lesion[breast], m[breast]), abs=1e-12)
+    pos = np.clip(m, 0, None) * breast
+    assert got["relevance_mass"] == pytest.approx(pos[lesion].sum() / pos.sum(), abs=1e-12)
+    k = int((lesion & breast).sum())
+    top = np.argsort(-m[breast])[:k]  # continuous values: no ties
+    assert got["rank_accuracy"] == pytest.approx(lesion[breast][top].mean(), abs=1e-12)
+    masked = np.where(breast, m, -np.inf)
+    r, c = np.unravel_index(np.argmax(masked), hw)
+    assert got["pointing"] == float(lesion[r, c])
+    # without the breast mask, the relevance outside the breast would count too
+    assert got["relevance_mass"] != pytest.approx(
+        np.clip(m, 0, None)[lesion].sum() / np.clip(m, 0, None).sum(), abs=1e-6
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_pixel_metrics_lie_in_the_unit_interval(data):
+    h, w = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))
+    seed = data.draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    m = rng.integers(-3, 4, size=(h, w)).astype(float) * data.draw(st.floats(0.01, 100))
+    breast = rng.random((h, w)) < 0.8
+    lesion = rng.random((h, w)) < data.draw(st.floats(0.05, 0.9))
+    assume((breast & lesion).any())
+    got = loc.pixel_metrics(m, lesion, breast)
+    for key, value in got.items():
+        assert math.isnan(value) or 0.0 <= value <= 1.0, key
+    assert not math.isnan(got["pointing"]) and not math.isnan(got["rank_accuracy"])
+
+
+@pytest.mark.parametrize(
+    "metric", [loc.pointing_fraction, loc.relevance_mass, loc.rank_accuracy, loc.pixel_metrics]
+)
+def test_pixel_metrics_refuse_bad_input(metric):
+    m, lesion = np.zeros((3, 4)), np.eye(3, 4)
+    with pytest.raises(ValueError, match=r"lesion_mask has shape \(4, 3\), map2d \(3, 4\)"):
+        metric(m, np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"breast_mask has shape \(3, 3\), map2d \(3, 4\)"):
+        metric(m, lesion, np.ones((3, 3)))
+    with pytest.raises(ValueError, match="SHAP map holds 1 non-finite"):
+        metric(_nan_at(0, 0), lesion, name="SHAP map")
+    with pytest.raises(ValueError, match="breast_mask of map2d is empty"):
+        metric(m, lesion, np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="lesion_mask of map2d has no pixel inside the breast"):
+        metric(m, np.zeros((3, 4)))
+    breast = np.zeros((3, 4), bool)
+    breast[:, 3] = True  # the lesion's diagonal pixels are in columns 0..2
+    with pytest.raises(ValueError, match="lesion_mask of map2d has no pixel inside the breast"):
+        metric(m, lesion, breast)
+
+
+def _nan_at(r, c):
+    out = np.zeros((3, 4))
+    out[r, c] = np.nan
+    return out
+
+
+def test_chance_levels_checks_its_masks():
+    with pytest.raises(ValueError, match="lesion_mask must be 2-D"):
+        loc.chance_levels(np.zeros(5), None)
+    with pytest.raises(ValueError, match="no pixel inside the breast"):
+        loc.chance_levels(np.zeros((3, 3)), np.ones((3, 3)))
+    assert loc.chance_levels(np.eye(4))["rank_accuracy"] == 0.25
+
+
+def test_reference_maps():
+    from skimage.filters import sobel
+
+    hw, breast, lesion = _lesion_case()
+    rows, cols = np.mgrid[: hw[0], : hw[1]]
+    image = np.where(breast, 0.5 + 0.3 * np.sin(cols / 5.0), 0.0)
+    maps = loc.reference_maps(image, breast, seed=3)
+    assert set(maps) == {"noise", "intensity", "edges"}
+    for m in maps.values():
+        assert m.shape == hw and (m[~breast] == 0).all()
+    np.testing.assert_array_equal(maps["intensity"], image)
+    noise = maps["noise"][breast]
+    assert noise.min() >= 0 and noise.max() < 1 and np.unique(noise).size == noise.size
+    np.testing.assert_array_equal(maps["noise"], loc.reference_maps(image, breast, 3)["noise"])
+    assert not np.array_equal(maps["noise"], loc.reference_maps(image, breast, 4)["noise"])
+    # edges: Sobel inside the breast, the outline (a jump from 0) left out
+    inner = np.zeros(hw, bool)
+    inner[1:-1, 1:-1] = True
+    deep = ndimage.binary_erosion(breast, np.ones((3, 3))) & inner
+    np.testing.assert_allclose(maps["edges"][deep], sobel(image)[deep], atol=1e-12)
+    assert maps["edges"].max() < sobel(image).max()
+    with pytest.raises(ValueError, match="breast_mask of image2d is empty"):
+        loc.reference_maps(image, np.zeros(hw, bool))
+    with pytest.raises(ValueError, match=r"breast_mask has shape \(3, 3\), image2d"):
+        loc.reference_maps(image, np.ones((3, 3), bool))

@@ -17,6 +17,14 @@ maps. Several boxes of one label in an image are one decision. The chapter colle
 record ``{"image", "label", "hit"[, "chance"]}`` per (image, label) with
 :func:`pointing_hit` (and :func:`random_hit_chance`), then :func:`pointing_game` gives the
 per-label table and :func:`pointing_summary` the JSON-ready numbers.
+
+Pixel metrics against an exact lesion mask, inside the breast (chapter 03):
+:func:`pointing_fraction` (the Pointing Game with ties shared), :func:`relevance_mass` and
+:func:`rank_accuracy` (Arras et al. 2022, CLEVR-XAI: "relevance mass accuracy" and
+"relevance rank accuracy") and :func:`pixel_auc`, all four from :func:`pixel_metrics`.
+:func:`chance_levels` gives their values for a map unrelated to the lesion and
+:func:`reference_maps` control maps that are not explanations (noise, the image's
+intensity, its edges): an explanation method should beat both.
 """
 
 from __future__ import annotations
@@ -34,13 +42,19 @@ __all__ = [
     "PAPER_TOLERANCE_PX",
     "PRED_THRESHOLDS",
     "box_mask",
+    "chance_levels",
     "check_map",
     "image_records",
     "pixel_auc",
+    "pixel_metrics",
+    "pointing_fraction",
     "pointing_game",
     "pointing_hit",
     "pointing_summary",
     "random_hit_chance",
+    "rank_accuracy",
+    "reference_maps",
+    "relevance_mass",
 ]
 
 #: Tolerance of the paper: the sliding-window stride, in pixels.
@@ -184,12 +198,9 @@ def random_hit_chance(breast_mask, boxes, *, tolerance_px: float, name: str = "i
     return int(_inside(b, rows, cols).sum()) / n_breast
 
 
-def pixel_auc(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> float:
-    """ROC AUC of the map's pixel values against ``lesion_mask`` (positives), over the
-    pixels of ``breast_mask`` when given (lesion pixels outside it are dropped); the
-    Mann-Whitney value scikit-learn's ``roc_auc_score`` gives. NaN when the pixels kept
-    hold no lesion or only lesion (the AUC is undefined); ``ValueError`` for shapes that
-    differ, a non-finite map or an empty breast mask."""
+def _breast_pixels(map2d, lesion_mask, breast_mask, name: str):
+    """The map's values and the lesion flags of the breast pixels (every pixel without a
+    breast mask), checked: shapes, a finite map, a non-empty breast."""
     m = _as_map(map2d, name)
     lesion = _as_mask(lesion_mask, m.shape, "lesion_mask", name)
     keep = np.ones(m.shape, bool)
@@ -197,10 +208,106 @@ def pixel_auc(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> f
         keep = _as_mask(breast_mask, m.shape, "breast_mask", name)
         if not keep.any():
             raise ValueError(f"breast_mask of {name} is empty: no pixel to score")
-    y = lesion[keep]
+    return m[keep], lesion[keep]
+
+
+def pixel_auc(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> float:
+    """ROC AUC of the map's pixel values against ``lesion_mask`` (positives), over the
+    pixels of ``breast_mask`` when given (lesion pixels outside it are dropped); the
+    Mann-Whitney value scikit-learn's ``roc_auc_score`` gives. NaN when the pixels kept
+    hold no lesion or only lesion (the AUC is undefined); ``ValueError`` for shapes that
+    differ, a non-finite map or an empty breast mask."""
+    values, y = _breast_pixels(map2d, lesion_mask, breast_mask, name)
     if y.all() or not y.any():
         return math.nan
-    return roc_auc(y.astype(int), m[keep])
+    return roc_auc(y.astype(int), values)
+
+
+# ---------------------------------------------------- pixel metrics (chapter 03)
+def _pixel_inputs(map2d, lesion_mask, breast_mask, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The map's values and the lesion flags of the breast pixels (all pixels without a
+    breast mask), checked: shapes, finite map, a breast, a lesion inside it."""
+    values, lesion = _breast_pixels(map2d, lesion_mask, breast_mask, name)
+    if not lesion.any():
+        raise ValueError(f"lesion_mask of {name} has no pixel inside the breast")
+    return values, lesion
+
+
+def pointing_fraction(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> float:
+    """The Pointing Game against a lesion mask with ties shared: the share of the breast
+    pixels at the map's maximum (exact equality) that lie in the lesion. A single argmax
+    gives 0 or 1; a constant map gives the lesion's share of the breast."""
+    values, lesion = _pixel_inputs(map2d, lesion_mask, breast_mask, name)
+    return float(lesion[values == values.max()].mean())
+
+
+def relevance_mass(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> float:
+    """Relevance mass accuracy (Arras et al. 2022, CLEVR-XAI): positive relevance inside
+    the lesion / positive relevance in the breast, negative values clipped to 0. NaN when
+    the breast holds no positive relevance (callers count those)."""
+    values, lesion = _pixel_inputs(map2d, lesion_mask, breast_mask, name)
+    positive = np.clip(values, 0.0, None)
+    inside, outside = positive[lesion].sum(), positive[~lesion].sum()
+    total = inside + outside  # summed in two parts so that the ratio never exceeds 1
+    return float(inside / total) if total > 0 else math.nan
+
+
+def rank_accuracy(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> float:
+    """Relevance rank accuracy (Arras et al. 2022): with ``K`` lesion pixels in the breast,
+    the share of the ``K`` highest-valued breast pixels that are lesion pixels.
+
+    Ties at the ``K``-th value are shared: the ``s`` places left for the ``n`` pixels tied
+    there go to each of them with probability ``s / n`` (the expected value over random
+    tie-breaking), so a constant map scores ``K / N_breast``, the chance level."""
+    values, lesion = _pixel_inputs(map2d, lesion_mask, breast_mask, name)
+    k = int(lesion.sum())
+    kth = np.partition(values, values.size - k)[values.size - k]  # K-th largest value
+    above, tied = values > kth, values == kth
+    places = k - int(above.sum())
+    hits = lesion[above].sum() + places * lesion[tied].sum() / tied.sum()
+    return float(hits / k)
+
+
+def chance_levels(lesion_mask, breast_mask=None) -> dict:
+    """The expected value of each pixel metric for a map unrelated to the lesion (values
+    exchangeable over the breast pixels): ``p`` = lesion pixels in the breast / breast
+    pixels for the pointing fraction, relevance mass and rank accuracy; 0.5 for the
+    pixel AUC."""
+    lesion = np.asarray(lesion_mask)
+    if lesion.ndim != 2:
+        raise ValueError(f"lesion_mask must be 2-D, got shape {lesion.shape}")
+    _, in_lesion = _pixel_inputs(np.zeros(lesion.shape), lesion, breast_mask, "lesion_mask")
+    p = float(in_lesion.mean())
+    return {"pointing": p, "relevance_mass": p, "rank_accuracy": p, "pixel_auc": 0.5}
+
+
+def reference_maps(image2d, breast_mask, seed: int = 0) -> dict[str, np.ndarray]:
+    """Control maps that are not explanations, 0 outside the breast: ``"noise"`` (uniform
+    in [0, 1), seeded), ``"intensity"`` (the image itself) and ``"edges"`` (the Sobel
+    magnitude of the image, ``skimage.filters.sobel`` with the breast as its mask, which
+    zeroes the pixels next to the breast's outline so that the skin line does not
+    dominate)."""
+    from skimage.filters import sobel
+
+    image = _as_map(image2d, "image2d")
+    breast = _as_mask(breast_mask, image.shape, "breast_mask", "image2d")
+    if not breast.any():
+        raise ValueError("breast_mask of image2d is empty")
+    noise = np.random.default_rng(seed).random(image.shape)
+    maps = {"noise": noise, "intensity": image, "edges": sobel(image, mask=breast)}
+    return {key: np.where(breast, m, 0.0) for key, m in maps.items()}
+
+
+def pixel_metrics(map2d, lesion_mask, breast_mask=None, *, name: str = "map2d") -> dict:
+    """``pointing`` (:func:`pointing_fraction`), ``relevance_mass``, ``rank_accuracy`` and
+    ``pixel_auc`` of one map against one lesion mask, inside the breast."""
+    args = (map2d, lesion_mask, breast_mask)
+    return {
+        "pointing": pointing_fraction(*args, name=name),
+        "relevance_mass": relevance_mass(*args, name=name),
+        "rank_accuracy": rank_accuracy(*args, name=name),
+        "pixel_auc": pixel_auc(*args, name=name),
+    }
 
 
 # ------------------------------------------------------------------- aggregates
