@@ -246,3 +246,90 @@ def test_mask_sensitivity_nested_halves_and_theory():
     assert 0.2 < np.mean(out["independent"][64]) / out["theory"][64] < 5
     with pytest.raises(ValueError, match="not a multiple of the block"):
         relax.mask_sensitivity(result, [100])
+
+
+def _bilinear_reference(grid, out_h, out_w):
+    """Bilinear upsampling with half-pixel centres (align_corners=False), one output pixel
+    at a time: the reference for non-square masks."""
+    in_h, in_w = grid.shape
+
+    def taps(i, n_in, n_out):
+        src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+        lo = min(int(np.floor(src)), n_in - 1)
+        hi = min(lo + 1, n_in - 1)
+        return lo, hi, src - lo
+
+    out = np.zeros((out_h, out_w))
+    for y in range(out_h):
+        y0, y1, fy = taps(y, in_h, out_h)
+        for x in range(out_w):
+            x0, x1, fx = taps(x, in_w, out_w)
+            top = (1 - fx) * grid[y0, x0] + fx * grid[y0, x1]
+            bottom = (1 - fx) * grid[y1, x0] + fx * grid[y1, x1]
+            out[y, x] = (1 - fy) * top + fy * bottom
+    return out
+
+
+def test_rectangular_bank_upsamples_each_side_to_its_length():
+    bank = relax.MaskBank(5, 8, 0.5, (16, 8), seed=4)
+    masks = bank.masks().numpy()
+    assert masks.shape == (5, 1, 16, 8) and bank.hw == (16, 8)
+    for grid, mask in zip(bank.grids, masks[:, 0], strict=True):
+        assert np.allclose(mask, _bilinear_reference(grid, 16, 8), atol=1e-6)
+    # the width equals the cells: each column is the grid's column stretched over 16 rows
+    # (rows 2i + 1 and 2i + 2 mix cells i and i + 1 with weights 3/4, 1/4 and 1/4, 3/4)
+    assert np.array_equal(masks[:, 0, 0], bank.grids[:, 0])
+    assert np.allclose(masks[:, 0, 1], 0.75 * bank.grids[:, 0] + 0.25 * bank.grids[:, 1])
+    # the same grids as a square bank of the seed; an int and the pair give identical masks
+    square = relax.MaskBank(5, 8, 0.5, 16, seed=4)
+    assert np.array_equal(square.grids, bank.grids)
+    pair = relax.MaskBank(5, 8, 0.5, [16, 16], seed=4)
+    assert pair.window == (16, 16) and torch.equal(pair.masks(), square.masks())
+
+
+def _naive_relax(model, window, masks):
+    """RELAX of one window (C, h, w) by its definition, one mask at a time: importance =
+    sum_k M_k S_h,k / sum_k M_k with S_h,k = cos(h, h_Mk) in float64."""
+    with torch.inference_mode():
+        h = model(window[None])[0].double().numpy().ravel()
+        numerator = np.zeros(masks.shape[-2:])
+        denominator = np.zeros(masks.shape[-2:])
+        for mask in masks[:, 0]:
+            h_m = model(window[None] * mask)[0].double().numpy().ravel()
+            s_h = h @ h_m / (np.linalg.norm(h) * np.linalg.norm(h_m))
+            numerator += mask.double().numpy() * s_h
+            denominator += mask.double().numpy()
+    return numerator / denominator
+
+
+def test_relax_on_non_square_windows_equals_the_definition():
+    model = TinyNet()
+    gen = torch.Generator().manual_seed(1)
+    windows = torch.rand(2, 3, 16, 8, generator=gen)
+    bank = relax.MaskBank(60, 4, 0.5, (16, 8), seed=2)
+    result = relax.correlax(model, windows, bank, relax=True, batch_size=25)
+    assert result.importance.shape == (2, 16, 8) and result.uncertainty.shape == (2, 16, 8)
+    for i in range(2):
+        expected = _naive_relax(model, windows[i], bank.masks())
+        assert np.allclose(result.importance[i], expected, atol=1e-6)
+    assert np.ptp(result.importance) > 1e-4  # not a constant map
+    # the correlations on a non-square window agree with the authors' loop as well
+    r_dist, r_label = relax.correlax_loop(model, windows, bank, mask_batch=32)
+    assert np.abs(result.r_label - r_label).max() <= 1e-5
+    assert np.abs(result.r_dist - r_dist).max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "window, match",
+    [((16, 10), r"WINDOW \(16, 10\) must be a multiple of MASK_CELLS \(4\)")]
+    + [((16, 0), "WINDOW must be a positive integer"), ((16, 8, 8), "WINDOW must be")],
+)
+def test_bad_rectangular_windows_are_named(window, match):
+    with pytest.raises(ValueError, match=match):
+        relax.MaskBank(10, 4, 0.5, window)
+
+
+def test_windows_must_match_a_rectangular_bank():
+    bank = relax.MaskBank(10, 4, 0.5, (16, 8))
+    with pytest.raises(ValueError, match=r"windows must be shaped \(W, C, 16, 8\)"):
+        relax.correlax(TinyNet(), torch.rand(1, 3, 8, 16), bank)

@@ -14,7 +14,9 @@ nested subsets of the masks (Fig. 7) come for free from the per-block sums, and 
 can stop early once its estimate is stable (``tolerance``). Masks are a seeded bank of
 Bernoulli grids (``cells`` x ``cells``, a cell masked with probability ``p``, as the paper
 writes it; the authors' code keeps a cell when ``rand > p``, the same law) upsampled
-bilinearly to the window (no random shift, as in the authors' code; RELAX shifts).
+bilinearly to the window (no random shift, as in the authors' code; RELAX shifts). A window
+is square (``window`` an int, chapter 02) or ``(height, width)`` (chapter 03 explains whole
+non-square images with RELAX).
 
 The model must return ``(features, logits)`` (``mh.models.classifiers``); features of any
 shape (B, ...) with at least 2 dimensions are flattened per window.
@@ -38,6 +40,7 @@ __all__ = [
     "mask_samples",
     "mask_sensitivity",
     "forward_features",
+    "window_hw",
 ]
 
 #: Variance below this fraction of the mean square makes a correlation undefined (a
@@ -45,46 +48,68 @@ __all__ = [
 UNDEFINED_RELATIVE_VARIANCE = 1e-12
 
 
-def check_masks(n_masks, cells, p, window: int | None = None) -> tuple[int, int, float]:
+def window_hw(window) -> tuple[int, int]:
+    """``(height, width)`` of a window given as an int (square) or a ``(height, width)``
+    pair of positive ints; anything else is an error naming WINDOW."""
+    pair = window if isinstance(window, tuple | list) else (window, window)
+    if len(pair) != 2 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in pair
+    ):
+        raise ValueError(
+            f"WINDOW must be a positive integer or a (height, width) pair of them, got {window!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def check_masks(n_masks, cells, p, window=None) -> tuple[int, int, float]:
     """``(N_MASKS, MASK_CELLS, MASK_P)`` validated: at least 3 masks (a correlation needs
-    them), p in (0, 1), a window that is a multiple of the cells."""
+    them), p in (0, 1), a window (an int, or ``(height, width)``) whose sides are multiples
+    of the cells."""
     if isinstance(n_masks, bool) or not isinstance(n_masks, int | np.integer) or n_masks < 3:
         raise ValueError(f"N_MASKS must be an integer >= 3, got {n_masks!r}")
     if isinstance(cells, bool) or not isinstance(cells, int | np.integer) or cells < 1:
         raise ValueError(f"MASK_CELLS must be a positive integer, got {cells!r}")
     if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1:
         raise ValueError(f"MASK_P must be in (0, 1), got {p!r}")
-    if window is not None and window % cells:
-        raise ValueError(f"WINDOW ({window}) must be a multiple of MASK_CELLS ({cells})")
+    if window is not None and any(side % cells for side in window_hw(window)):
+        shown = f"({window})" if np.ndim(window) == 0 else str(tuple(window))
+        raise ValueError(f"WINDOW {shown} must be a multiple of MASK_CELLS ({cells})")
     return int(n_masks), int(cells), float(p)
 
 
 @dataclass(frozen=True)
 class MaskBank:
     """``n`` seeded Bernoulli grids (``cells`` x ``cells``, 1 = kept, a cell masked with
-    probability ``p``) and their bilinear upsampling to ``window`` pixels."""
+    probability ``p``) and their bilinear upsampling to ``window`` pixels: an int (square)
+    or ``(height, width)`` (kept as a tuple; :attr:`hw` is the pair either way)."""
 
     n: int
     cells: int
     p: float
-    window: int
+    window: int | tuple[int, int]
     seed: int = 0
     grids: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         n, cells, p = check_masks(self.n, self.cells, self.p, self.window)
+        if isinstance(self.window, list):
+            object.__setattr__(self, "window", tuple(self.window))
         rng = np.random.default_rng(self.seed)
         grids = (rng.random((n, cells, cells)) >= p).astype(np.float32)
         object.__setattr__(self, "grids", grids)
 
+    @property
+    def hw(self) -> tuple[int, int]:
+        """The masks' ``(height, width)``."""
+        return window_hw(self.window)
+
     def masks(self, start: int = 0, stop: int | None = None):
-        """Masks ``start:stop`` as a float tensor (k, 1, window, window) in [0, 1]."""
+        """Masks ``start:stop`` as a float tensor (k, 1, height, width) in [0, 1]."""
         import torch
         import torch.nn.functional as F
 
         grids = torch.from_numpy(self.grids[start:stop])[:, None]
-        size = (self.window, self.window)
-        return F.interpolate(grids, size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(grids, size=self.hw, mode="bilinear", align_corners=False)
 
 
 def forward_features(model, x):
@@ -139,7 +164,7 @@ class CorrelaxResult:
     was undefined (set to 0); ``n_masks`` (W,) masks used; ``block_count`` (W, B) and
     ``block_moments`` (W, B, 1 + L, 5) the sums of each block of masks, from which
     :meth:`r_from_blocks` recomputes r for any subset of blocks; ``importance`` /
-    ``uncertainty`` (W, w, w) RELAX maps when asked for.
+    ``uncertainty`` (W, h, w) RELAX maps when asked for (h, w the masks' size).
     """
 
     labels: tuple[str, ...]
@@ -166,17 +191,17 @@ class CorrelaxResult:
 class _Accumulator:
     """Per-window sums of one call, block by block."""
 
-    def __init__(self, n_windows, n_blocks, n_labels, window, relax: bool):
+    def __init__(self, n_windows, n_blocks, n_labels, pixels: int, relax: bool):
         self.count = np.zeros((n_windows, n_blocks))
         self.moments = np.zeros((n_windows, n_blocks, 1 + n_labels, 5))
         self.relax = relax
         if relax:
-            self.weight = np.zeros((n_windows, window * window))
+            self.weight = np.zeros((n_windows, pixels))
             self.first = np.zeros_like(self.weight)
             self.second = np.zeros_like(self.weight)
 
     def add(self, rows, block, s_h, s_y, probs, masks):
-        """Add the outputs of masks (k, w*w) on windows ``rows``: s_h, s_y (R, k), probs
+        """Add the outputs of masks (k, h*w) on windows ``rows``: s_h, s_y (R, k), probs
         (R, k, L)."""
         y = np.concatenate([s_y[:, :, None], probs], axis=2)
         self.count[rows, block] += s_h.shape[1]
@@ -197,7 +222,7 @@ def _cosine_gap(a, b):
 
 
 def _masked_outputs(model, windows, masks, unmasked_feats, unmasked_probs):
-    """For windows (R, C, w, w) under masks (k, 1, w, w), in one forward pass: S_h - 1,
+    """For windows (R, C, h, w) under masks (k, 1, h, w), in one forward pass: S_h - 1,
     S_y - 1 (R, k) and y_M - y (R, k, L). Every variable is shifted by its unmasked value,
     which leaves r unchanged and keeps the streamed sums accurate when S_y is within 1e-5
     of 1 (a confident model)."""
@@ -273,19 +298,17 @@ def correlax(
     tolerance: float | None = None,
     min_masks: int = 128,
 ) -> CorrelaxResult:
-    """CorRELAX (and RELAX with ``relax=True``) of ``model`` on ``windows`` (W, C, w, w)
-    float tensor, with the masks of ``bank``, ``batch_size`` masked windows per forward
-    pass. ``labels`` names the model's outputs (default ``model.labels``). With
+    """CorRELAX (and RELAX with ``relax=True``) of ``model`` on ``windows`` (W, C, h, w)
+    float tensor ((h, w) = ``bank.hw``), with the masks of ``bank``, ``batch_size`` masked
+    windows per forward pass. ``labels`` names the model's outputs (default ``model.labels``). With
     ``tolerance``, a window stops once every r's predicted standard error
     (1 - r^2) / sqrt(n) is below it (and at least ``min_masks`` were used)."""
     import torch
 
     labels = tuple(labels if labels is not None else getattr(model, "labels", ()))
-    if windows.ndim != 4 or windows.shape[-1] != bank.window or windows.shape[-2] != bank.window:
-        raise ValueError(
-            f"windows must be shaped (W, C, {bank.window}, {bank.window}), "
-            f"got {tuple(windows.shape)}"
-        )
+    h, w = bank.hw
+    if windows.ndim != 4 or tuple(windows.shape[-2:]) != (h, w):
+        raise ValueError(f"windows must be shaped (W, C, {h}, {w}), got {tuple(windows.shape)}")
     model.eval()
     with torch.inference_mode():
         feats, logits = _unmasked(model, windows, batch_size)
@@ -293,7 +316,7 @@ def correlax(
             raise ValueError(f"{len(labels)} labels for a model with {logits.shape[1]} outputs")
         probs = torch.sigmoid(logits)
         n_blocks = -(-bank.n // min(bank.n, batch_size))
-        acc = _Accumulator(len(windows), n_blocks, logits.shape[1], bank.window, relax)
+        acc = _Accumulator(len(windows), n_blocks, logits.shape[1], h * w, relax)
         _run_blocks(
             model,
             windows,
@@ -304,15 +327,15 @@ def correlax(
             tolerance=tolerance,
             min_masks=min_masks,
         )
-    return _result(acc, labels, probs.double().numpy(), bank.window)
+    return _result(acc, labels, probs.double().numpy(), (h, w))
 
 
-def _result(acc: _Accumulator, labels, prediction, window: int) -> CorrelaxResult:
+def _result(acc: _Accumulator, labels, prediction, hw: tuple[int, int]) -> CorrelaxResult:
     count = acc.count.sum(1)
     r, undefined = correlate_sums(count[:, None], acc.moments.sum(1))
     importance = uncertainty = None
     if acc.relax:
-        shape = (len(count), window, window)
+        shape = (len(count), *hw)
         weight = np.maximum(acc.weight, 1e-12)
         mean = acc.first / weight  # of S_h - 1
         importance = (1.0 + mean).reshape(shape)
@@ -396,7 +419,7 @@ def explain_roi(
 
     from mammo_helpers.xai import windows as win
 
-    if grid.window != bank.window:
+    if (grid.window, grid.window) != bank.hw:
         raise ValueError(f"grid windows are {grid.window} px but the masks {bank.window} px")
     padded = win.pad_roi(np.asarray(roi, dtype=np.float32), grid.window)
     chunks = range(0, grid.n_windows, window_chunk)
