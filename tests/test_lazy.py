@@ -22,9 +22,14 @@ def test_importing_the_packages_loads_no_heavy_library():
 def test_names_resolve_to_modules_and_exported_functions():
     assert mh.models.losses.__name__ == "mammo_helpers.models.losses"
     assert mh.data.load_source is mh.data.sources.load_source
-    assert {"classifiers", "clip", "clip_training", "crop_training", "losses"} == set(
-        dir(mh.models)
-    ) and "xai" in dir(mh)
+    assert {
+        "classifiers",
+        "clip",
+        "clip_training",
+        "crop_training",
+        "image_training",
+        "losses",
+    } == set(dir(mh.models)) and "xai" in dir(mh)
     for package in (mh, mh.data, mh.models, mh.xai):
         with pytest.raises(
             AttributeError, match=rf"module '{package.__name__}' has no attribute 'nope'"
