@@ -21,6 +21,7 @@ from mammo_helpers.preprocess import (
     crop,
     featurewise_mean,
     flip_to_laterality,
+    imagenet_normalise,
     infer_laterality,
     otsu_breast_mask,
     pipeline_correlax,
@@ -32,6 +33,7 @@ from mammo_helpers.preprocess import (
     scale_to_unit,
     to_uint8,
     to_uint16,
+    warp_like,
 )
 
 H, W = 240, 180
@@ -416,3 +418,38 @@ def test_clahe_16_bit_matches_opencv():
     np.testing.assert_array_equal(np.rint(out.astype(np.float64) * 65535).astype(np.uint16), ref)
     with pytest.raises(ValueError, match="bits"):
         clahe(img01, 2.0, bits=12)
+
+
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_warp_like_moves_a_mask_where_the_box_transform_moves_its_box(side):
+    img, _, _, lesion = make_breast(side, lesion=True)
+    res = pipeline_xai_iou(img, side, size_hw=(96, 48))
+    mask = np.zeros(img.shape, bool)
+    x0, y0, x1, y1 = lesion
+    mask[y0:y1, x0:x1] = True
+    warped = warp_like(mask, res.box_transform)
+    assert warped.dtype == bool and warped.shape == (96, 48)
+    box = res.box_transform([lesion])[0][0]
+    rows, cols = np.nonzero(warped)
+    # the mask's box and the transformed box agree to a resized pixel
+    np.testing.assert_allclose(
+        [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], box, atol=1
+    )
+    # the image itself warps to the pipeline's resized step
+    np.testing.assert_allclose(warp_like(res["unit"], res.box_transform), res["resized"], atol=1e-6)
+    with pytest.raises(ValueError, match="does not match the transform's input"):
+        warp_like(mask[:-1], res.box_transform)
+
+
+def test_imagenet_normalise_gives_three_identical_normalised_channels():
+    grey = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    out = imagenet_normalise(grey)
+    mean, std = (
+        np.asarray(IMAGENET_NORMALISATION["mean"]),
+        np.asarray(IMAGENET_NORMALISATION["std"]),
+    )
+    assert out.shape == (3, 4, 3) and out.dtype == np.float32
+    for c in range(3):
+        np.testing.assert_allclose(out[..., c], (grey - mean[c]) / std[c], rtol=1e-6)
+    with pytest.raises(ValueError, match="2-D grey image"):
+        imagenet_normalise(np.zeros((3, 4, 3)))

@@ -3,7 +3,8 @@ flips, resizing, and the three papers' pipelines (typed results whose boxes foll
 
 Used by chapter 00 (every pipeline step on one image), 02 (CorRELAX input: CLAHE fusion + Otsu
 ROI crop; ``mh.preprocess.rois`` turns manifest rows into ROIs with their findings, loaded on
-first access), 03 (XAI IoU input: crop, flip to left, 1024x512), 05 (End2End input: 1152x896,
+first access), 03 (XAI IoU input: crop, flip to left, 1024x512; ``mh.preprocess.malignancy``
+turns manifest rows into whole images with exact lesion masks and lesion patches), 05 (End2End input: 1152x896,
 [0, 255], featurewise mean) and by the torch datasets of every chapter.
 
 Conventions
@@ -19,7 +20,7 @@ Conventions
 """
 
 from .breast import breast_box, infer_laterality, otsu_breast_mask, remove_burned_in_text
-from .geometry import crop, flip_to_laterality, resize
+from .geometry import crop, flip_to_laterality, resize, warp_like
 from .intensity import clahe, clahe_fusion, featurewise_mean, scale_to_unit, to_uint8, to_uint16
 from .pipelines import (
     CLIP_NORMALISATION,
@@ -27,6 +28,7 @@ from .pipelines import (
     IMAGENET_NORMALISATION,
     PAPER_INPUT_SIZES,
     PipelineResult,
+    imagenet_normalise,
     pipeline_correlax,
     pipeline_density_clip,
     pipeline_domain_shift,
@@ -45,6 +47,7 @@ __all__ = [
     "crop",
     "featurewise_mean",
     "flip_to_laterality",
+    "imagenet_normalise",
     "infer_laterality",
     "otsu_breast_mask",
     "pipeline_correlax",
@@ -56,12 +59,13 @@ __all__ = [
     "scale_to_unit",
     "to_uint8",
     "to_uint16",
+    "warp_like",
 ]
 
 
 def __getattr__(name: str):
-    if name == "rois":  # reads DICOM files: loaded on first access only
+    if name in ("rois", "malignancy"):  # read DICOM files: loaded on first access only
         import importlib
 
-        return importlib.import_module(f"{__name__}.rois")
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

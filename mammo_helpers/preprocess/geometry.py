@@ -72,3 +72,24 @@ def resize(img, size_hw, *, interpolation: str = "area") -> np.ndarray:
     if arr.ndim == 3 and out.ndim == 2:
         out = out[:, :, None]
     return out
+
+
+def warp_like(img, transform, *, interpolation: str = "area") -> np.ndarray:
+    """``img`` (same size as the transform's input) moved exactly as a pipeline moved the
+    image: crop -> horizontal flip -> resize, by a :class:`~mammo_helpers.boxes.BoxTransform`.
+    A boolean mask (a lesion or breast mask) is resized by area and thresholded at 0.5, so
+    it stays where :meth:`BoxTransform.__call__` puts its box. Chapter 03 (exact lesion
+    masks on the whole-image input)."""
+    arr = _as_image(img, allow_channels=True)
+    if tuple(arr.shape[:2]) != tuple(transform.in_hw):
+        raise ValueError(
+            f"warp_like: image of shape {arr.shape[:2]} does not match the transform's input "
+            f"{tuple(transform.in_hw)}"
+        )
+    if transform.crop_box is not None:
+        arr = crop(arr, transform.crop_box)
+    if transform.flip:
+        arr = np.ascontiguousarray(arr[:, ::-1])
+    if transform.out_hw is not None:
+        arr = resize(arr, transform.out_hw, interpolation=interpolation)
+    return arr

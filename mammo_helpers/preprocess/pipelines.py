@@ -121,6 +121,18 @@ def pipeline_correlax(
     )
 
 
+def imagenet_normalise(unit) -> np.ndarray:
+    """A grey image in [0, 1] (H, W) -> three identical channels normalised with
+    ``IMAGENET_NORMALISATION``, (H, W, 3) float32 channels-last: paper 03's input for
+    whole images (:func:`pipeline_xai_iou`) and lesion patches (chapter 03)."""
+    grey = np.asarray(unit, dtype=np.float32)
+    if grey.ndim != 2:
+        raise ValueError(f"imagenet_normalise needs a 2-D grey image, got shape {grey.shape}")
+    mean = np.asarray(IMAGENET_NORMALISATION["mean"], dtype=np.float32)
+    std = np.asarray(IMAGENET_NORMALISATION["std"], dtype=np.float32)
+    return ((np.repeat(grey[:, :, None], 3, axis=2) - mean) / std).astype(np.float32)
+
+
 def pipeline_xai_iou(
     img, laterality: str | None, *, size_hw=PAPER_INPUT_SIZES["03_xai_iou"]["whole"]
 ) -> PipelineResult:
@@ -142,9 +154,7 @@ def pipeline_xai_iou(
     cropped = crop(unit, box)
     flipped, was_flipped = flip_to_laterality(cropped, laterality)
     resized = np.clip(resize(flipped, size_hw, interpolation="area"), 0.0, 1.0)
-    mean = np.asarray(IMAGENET_NORMALISATION["mean"], dtype=np.float32)
-    std = np.asarray(IMAGENET_NORMALISATION["std"], dtype=np.float32)
-    normalised = ((np.repeat(resized[:, :, None], 3, axis=2) - mean) / std).astype(np.float32)
+    normalised = imagenet_normalise(resized)
     steps = {
         "unit": unit,
         "breast_mask": mask,

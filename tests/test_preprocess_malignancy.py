@@ -1,0 +1,123 @@
+"""mammo_helpers.preprocess.malignancy: paper 03's classes, whole images with their exact
+lesion masks, and lesion-centred / normal patches, on a tiny phantom cohort whose mask
+files are the reference."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import mammo_helpers as mh
+from mammo_helpers.data.cohort import build_cohort
+from mammo_helpers.data.phantom import PhantomConfig
+from mammo_helpers.preprocess import malignancy as mal
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    cfg = PhantomConfig(seed=5, spacing_mm=0.6, lesion_prevalence=1.0)
+    return build_cohort(4, cfg, cache_dir=tmp_path_factory.mktemp("mal"), workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "finding, malignant",
+    [
+        ({"malignant": True}, True),
+        ({"malignant": False, "birads": "5"}, False),  # pathology wins over BI-RADS
+        ({"malignant": None, "birads": "BI-RADS 4"}, True),  # the VinDr proxy
+        ({"malignant": None, "birads": "BI-RADS 5"}, True),
+        ({"malignant": None, "birads": "4A"}, True),
+        ({"malignant": None, "birads": "BI-RADS 3"}, False),
+        ({"malignant": float("nan"), "birads": None}, False),
+        ({}, False),
+    ],
+)
+def test_is_malignant_uses_pathology_then_the_birads_proxy(finding, malignant):
+    assert mal.is_malignant(finding) is malignant
+
+
+def test_image_classes():
+    df = pd.DataFrame(
+        {
+            "findings": [[], [{"malignant": True}], [{"malignant": False}], [], []],
+            "cancer": [0, 1, 0, np.nan, 1],
+        }
+    )
+    got = mal.image_classes(df)
+    assert got.iloc[:4].tolist()[:2] == [0.0, 1.0]
+    assert np.isnan(got.iloc[2])  # benign only: neither class
+    assert got.iloc[3] == 0.0  # no finding, unknown cancer: normal
+    assert np.isnan(got.iloc[4])  # no box but a cancer flag: not normal
+    with pytest.raises(ValueError, match="no 'findings' column"):
+        mal.image_classes(pd.DataFrame({"x": [1]}))
+
+
+def test_cases_carry_exact_masks_moved_like_the_image(cohort):
+    df = cohort.manifest
+    classes = mal.image_classes(df)
+    sub = df[classes == 1]
+    assert len(sub)
+    cases = mal.load_cases(sub, size_hw=(96, 48))
+    for row in sub.itertuples():
+        case = cases[row.image_id]
+        assert case.label == 1 and case.image.shape == (3, 96, 48)
+        assert case.lesion.shape == case.breast.shape == (96, 48) and case.lesion.any()
+        full = np.zeros((row.rows, row.cols), bool)
+        for f in mal.malignant_findings(row.findings):
+            full |= cv2.imread(str(cohort.root / f["mask_path"]), cv2.IMREAD_UNCHANGED) > 0
+        # the same union, moved by the pipeline's own transform
+        np.testing.assert_array_equal(case.lesion, mh.preprocess.warp_like(full, case.transform))
+        # every malignant box holds lesion pixels
+        for box in case.boxes:
+            x0, y0, x1, y1 = (
+                np.floor(box[:2]).astype(int).tolist() + np.ceil(box[2:]).astype(int).tolist()
+            )
+            assert case.lesion[y0:y1, x0:x1].any()
+        assert (case.lesion & ~case.breast).mean() < 0.01
+    # a source without mask files gets box masks
+    no_masks = sub.copy()
+    no_masks.attrs = {}
+    case = mal.load_case(next(no_masks.itertuples()), size_hw=(96, 48))
+    x0, y0, x1, y1 = case.boxes[0]
+    assert case.lesion[int(y0) + 1 : int(y1) - 1, int(x0) + 1 : int(x1) - 1].all()
+
+
+def test_patches_are_centred_on_lesions_and_normals_avoid_every_finding(cohort):
+    df = cohort.manifest
+    sub = df[mal.image_classes(df) == 1]
+    case = mal.load_cases(sub.iloc[:1], size_hw=(96, 48))[sub.image_id.iloc[0]]
+    patches, labels, missing = mal.lesion_patches(case, spacing_mm=0.6, patch_mm=30.0, size_px=32)
+    n = len(case.native_boxes)
+    assert labels.count(1) == n and labels.count(0) + missing == n
+    assert all(p.shape == (3, 32, 32) and p.dtype == np.float32 for p in patches)
+    again = mal.lesion_patches(case, spacing_mm=0.6, patch_mm=30.0, size_px=32)
+    np.testing.assert_array_equal(np.stack(again[0]), np.stack(patches))  # seeded
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        box = mal._normal_box(case, 20, rng)
+        if box is None:
+            continue
+        assert mh.boxes.box_iou([box], case.native_all_boxes).max() == 0
+        x0, y0 = box[:2]
+        assert box[2] - x0 == box[3] - y0 == 20
+    assert mal._normal_box(case, 10_000, rng) is None  # larger than the image
+
+
+def test_study_images_and_balanced_splits():
+    df = pd.DataFrame(
+        {
+            "image_id": list("abcdefg"),
+            "findings": [[{"malignant": True}], [], [], [], [{"malignant": False}], [], []],
+            "split": ["train", "train", "train", "train", "train", "test", "test"],
+        }
+    )
+    study = mal.study_images(df, "phantom")
+    assert study.image_id.tolist() == list("abcdfg") and study.malignant.tolist() == [1, 0, 0, 0, 0, 0]
+    ids = mal.balanced_ids(study, "train", seed=0)
+    assert ids[0] == "a" and len(ids) == 2 and ids[1] in {"b", "c", "d"}
+    assert mal.balanced_ids(study, "train", seed=0) == ids
+    with pytest.raises(ValueError, match="'test' split holds no malignant image"):
+        mal.balanced_ids(study, "test")
+    no_boxes = df.assign(findings=[[]] * len(df))
+    with pytest.raises(ValueError, match="rsna: no image holds a malignant finding"):
+        mal.study_images(no_boxes, "rsna")
