@@ -1,7 +1,8 @@
 """Models of the chapters: ``clip`` (BiomedCLIP by hub id, a ``local-dir:`` folder or an
 offline stand-in; chapter 01), ``clip_training`` (pre-training, fine-tuning and the
 cross-entropy baseline; chapter 01), ``classifiers`` (crop classifiers returning features
-and logits; chapters 02, 03), ``crop_training`` (their training recipe; chapters 02, 03)
+and logits; chapters 02, 03), ``crop_training`` (their training recipe; chapter 02),
+``image_training`` (cross-entropy training of patch and whole-image classifiers; chapter 03)
 and ``losses`` (the papers' losses). Submodules load on first attribute access
 (``mh.models.clip``), so importing the package does not import torch."""
 
@@ -10,5 +11,5 @@ from __future__ import annotations
 from mammo_helpers._lazy import lazy_attributes
 
 __getattr__, __dir__, __all__ = lazy_attributes(
-    __name__, {"classifiers", "clip", "clip_training", "crop_training", "losses"}
+    __name__, {"classifiers", "clip", "clip_training", "crop_training", "image_training", "losses"}
 )
