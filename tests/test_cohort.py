@@ -460,3 +460,27 @@ def test_rerender_keeps_the_cohorts_own_spacing_by_default(tmp_path):
     assert again.spacing_mm == 2.0 and again.stored.shape == (rec.rows, rec.cols)
     np.testing.assert_array_equal(cohort_mod.read_back(again), read_dicom(rec.path).pixels)
     assert cohort_mod.rerender(df, rec.image_id, spacing_mm=1.0).spacing_mm == 1.0
+
+
+def test_insert_mass_draws_the_same_breast_with_one_visible_malignant_mass(tiny):
+    rec = tiny.manifest.iloc[0]
+    stored = read_dicom(rec.path).pixels
+    with_mass = cohort_mod.insert_mass(tiny, rec.image_id, seed=1)
+    assert [(f["label"], f["malignant"]) for f in with_mass.findings] == [("mass", True)]
+    mask = with_mass.findings[0]["mask"]
+    assert mask.shape == stored.shape and mask.sum() > 0
+    pixels = cohort_mod.read_back(with_mass).astype(float)
+    changed = pixels != stored
+    # the breast is the stored one: what changed lies on and around the mass
+    ys, xs = np.nonzero(mask)
+    near = np.zeros_like(mask)
+    pad = max(mask.shape) // 6
+    near[max(ys.min() - pad, 0) : ys.max() + pad, max(xs.min() - pad, 0) : xs.max() + pad] = True
+    assert changed[mask].mean() > 0.5
+    assert changed[~near].mean() < 0.5 * changed[mask].mean()
+    again = cohort_mod.insert_mass(tiny.manifest, rec.image_id, seed=1)
+    np.testing.assert_array_equal(again.stored, with_mass.stored)
+    other = cohort_mod.insert_mass(tiny, rec.image_id, seed=2)
+    assert not np.array_equal(other.findings[0]["mask"], mask)
+    with pytest.raises(ValueError, match="insert_mass: this manifest is not a phantom"):
+        cohort_mod.insert_mass(pd.DataFrame({"image_id": ["x"]}), "x")

@@ -386,10 +386,16 @@ def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs
     :func:`render_view` (``keep_log_raw``, ``modality``, ``artefacts``). Chapters 00
     (lesion gallery) and 01 (the same images with paddle edges, clips, implants, text).
     """
+    config, patient, rec = _patient_of(cohort, image_id, spacing_mm, "rerender")
+    return render_view(config, patient, rec.laterality, rec.view, **kwargs)
+
+
+def _patient_of(cohort, image_id: str, spacing_mm, caller: str):
+    """(config, patient spec, manifest row) of one image of a phantom cohort."""
     if isinstance(cohort, pd.DataFrame):
         root = cohort.attrs.get("cohort_root")
         if root is None:
-            raise ValueError("rerender: this manifest is not a phantom cohort (no cohort_root)")
+            raise ValueError(f"{caller}: this manifest is not a phantom cohort (no cohort_root)")
         cohort = Cohort(Path(root), cohort, _read_info(Path(root)))
     rows = cohort.manifest[cohort.manifest.image_id == image_id]
     if rows.empty:
@@ -399,7 +405,29 @@ def rerender(cohort, image_id: str, *, spacing_mm: float | None = None, **kwargs
     config = config_from_info(cohort.info, **changes)  # None: the cohort's own pixel grid
     exams = patient_exams(config, int(rec.patient_id.rsplit("-", 1)[1]))
     patient = next(e for e in exams if e.study_id == rec.study_id)
-    return render_view(config, patient, rec.laterality, rec.view, **kwargs)
+    return config, patient, rec
+
+
+def insert_mass(cohort, image_id: str, *, seed: int = 0, max_draws: int = 1000):
+    """One image of a cohort drawn again with a malignant mass inserted into its breast
+    (drawn from the phantom's own mass law, seeded; the breast's other lesions are removed),
+    as a :class:`RenderedImage` whose ``findings`` hold the mass's box and exact mask.
+    The breast and its tissue are the stored image's. Chapter 03 (paper 03 §4.3: a lesion
+    inserted into a normal mammogram; there by stable diffusion)."""
+    from .phantom.lesions import sample_lesion
+
+    config, patient, rec = _patient_of(cohort, image_id, None, "insert_mass")
+    rng = np.random.default_rng([int(seed), int(rec.patient_id.rsplit("-", 1)[1])])
+    for _ in range(max_draws):
+        mass = sample_lesion(rng, "mass")
+        if mass.malignant and mass.params.get("occult_view") is None:
+            break
+    else:
+        raise RuntimeError(f"insert_mass: no visible malignant mass in {max_draws} draws")
+    lesions = dict(patient.lesions) | {rec.laterality: [mass]}
+    return render_view(
+        config, dataclasses.replace(patient, lesions=lesions), rec.laterality, rec.view
+    )
 
 
 def read_back(im: RenderedImage) -> np.ndarray:
