@@ -526,3 +526,171 @@ def test_chapter_02_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, t
         m["pointing_game_pred25"]["support"] > 0
         and m["pointing_game_pred25_external"]["support"] == 0
     )
+
+
+# ----------------------------------------------------------------- chapter 03 in particular
+CHAPTER_03 = "03_xai_iou"
+CHAPTER_03_FIGURES = {
+    "classifier_training_and_roc.png",
+    "fig2_superpixels.png",
+    "fig4_patch_maps.png",
+    "box_parameter_sweep.png",
+    "fig3_box_steps.png",
+    "fig5_fig6_iou.png",
+    "runtimes.png",
+    "pixel_metrics.png",
+    "randomisation_cascade.png",
+}
+CHAPTER_03_PER_METHOD = (
+    "iou_median_all_malignant_per_method",
+    "tpr_at_iou_per_method",
+    "pointing_game_per_method",
+    "relevance_mass_per_method",
+    "pixel_auc_per_method",
+    "runtime_s_per_method",
+    "forwards_per_method",
+)
+CHAPTER_03_KEYS = (
+    *CHAPTER_03_PER_METHOD,
+    "patch_accuracy",
+    "full_image_auc",
+    "full_image_auc_ci",
+    "iou_median_per_method",
+    "chance_levels",
+    "randomization_rank_corr_per_method",
+    "randomization_ssim_per_method",
+    "ig_completeness_gap",
+    "box_params",
+    "n_eval_images",
+    "paper_ranking_agrees",
+)
+
+
+def _chapter_03_parameters(smoke_run) -> dict:
+    return smoke_run.results[CHAPTER_03].parameters
+
+
+@pytest.mark.notebook
+def test_chapter_03_reports_every_number_the_issue_names(smoke_run):
+    import mammo_helpers as mh
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_03)
+    m = doc["metrics"]
+    missing = [key for key in CHAPTER_03_KEYS if key not in m]
+    assert not missing, missing
+    methods = set(mh.xai.attribution.METHODS)
+    for key in CHAPTER_03_PER_METHOD:
+        assert set(m[key]) == methods, key
+    p = _chapter_03_parameters(smoke_run)
+    assert set(m["randomization_rank_corr_per_method"]) == set(p["SANITY_METHODS"])
+    assert set(m["paper_ranking_agrees"]) == {
+        "Integrated Gradients among the two best",
+        "Occlusion among the two best",
+        "LIME and SHAP the two worst",
+        "Integrated Gradients the slowest",
+    }
+    low, high = m["full_image_auc_ci"]
+    assert 0 <= low <= m["full_image_auc"] <= high <= 1
+    assert 0 <= m["chance_levels"]["lesion_share_of_breast"] < 0.5
+    assert m["n_eval_images"] == min(p["N_EVAL_IMAGES"], m["n_eval_images"]) > 0
+    out_dir = Path(p["OUT_DIR"])
+    assert set(doc["figures"]) >= CHAPTER_03_FIGURES
+    assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_03_FIGURES)
+
+
+@pytest.mark.notebook
+def test_chapter_03_counts_the_images_each_method_forwards(smoke_run):
+    """The forward counts the chapter reports equal the analytic counts of its settings."""
+    import mammo_helpers as mh
+
+    m = _chapter_metrics(smoke_run, CHAPTER_03)["metrics"]["forwards_per_method"]
+    p = _chapter_03_parameters(smoke_run)
+    h, w = p["IMAGE_HW"]
+    window, stride = mh.xai.attribution.paper_occlusion(h)
+    grid = mh.xai.windows.window_grid(np.ones((h, w), bool), p["CORRELAX_WINDOW"], p["CORRELAX_STRIDE"])
+    n_windows = grid.n_windows  # centres every stride over the whole (breast-less: all) image
+    expected = {
+        "saliency": 1,
+        "integrated_gradients": p["IG_STEPS"],
+        "occlusion": mh.xai.attribution.occlusion_forwards((h, w), window, stride),
+        "lime": p["LIME_SAMPLES"],
+        "kernel_shap": p["SHAP_SAMPLES"],
+        "deeplift": 2,
+        "gradcam": 1,
+        "guided_gradcam": 2,
+        "relax": 1 + p["RELAX_MASKS"],
+        "correlax": n_windows * (1 + p["CORRELAX_MASKS"]),
+    }
+    assert m == pytest.approx(expected)
+
+
+@pytest.mark.notebook
+def test_chapter_03_summaries_follow_from_its_per_image_tables(smoke_run):
+    import mammo_helpers as mh
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_03)
+    m = doc["metrics"]
+    out_dir = Path(_chapter_03_parameters(smoke_run)["OUT_DIR"])
+    iou = pd.read_csv(out_dir / "iou_per_image.csv").set_index("image_id")
+    assert len(iou) == m["n_eval_images"]
+    assert ((iou >= 0) & (iou <= 1)).all().all()
+    for method, median in m["iou_median_all_malignant_per_method"].items():
+        assert median == pytest.approx(iou[method].median()), method
+        tpr = m["tpr_at_iou_per_method"][method]
+        assert tpr["0.3"] == pytest.approx((iou[method] >= 0.3).mean()), method
+    pixel = pd.read_csv(out_dir / "pixel_metrics_per_image.csv")
+    means = pixel.groupby("map").pointing.mean()
+    for method, value in m["pointing_game_per_method"].items():
+        assert value == pytest.approx(means[method]), method
+    assert {"ref: noise", "ref: intensity", "ref: edges"} <= set(pixel["map"])
+    table1 = pd.read_csv(out_dir / "table1_counts.csv").set_index("split")
+    totals = table1.loc[["train", "val", "test"]].sum()
+    assert (table1.loc["total"] == totals).all()
+    # whole images are balanced per split, patches pair a normal with each lesion
+    assert (
+        (table1["images normal"] == table1["images malignant"]).loc[["train", "val", "test"]].all()
+    )
+    missing = m["normal_patches_missing"]
+    assert (
+        table1.loc["total", "patches malignant"] == table1.loc["total", "patches normal"] + missing
+    )
+    claims = pd.read_csv(out_dir / "paper_claims.csv").set_index("claim")
+    assert claims.agrees.to_dict() == m["paper_ranking_agrees"]
+    tests = pd.read_csv(out_dir / "wilcoxon_tests.csv")
+    assert set(tests.a) == {"integrated_gradients", "occlusion", "lime", "kernel_shap"}
+    assert ((tests["Wilcoxon p"] >= 0) & (tests["Wilcoxon p"] <= 1)).all()
+    assert set(mh.xai.attribution.PAPER_METHODS) >= set(tests.b)
+
+
+@pytest.mark.notebook
+def test_chapter_03_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, tmp_path):
+    """`mammo-run 03 -p DATA_SOURCE vindr -p DATA_DIR ...` on a phantom cohort in
+    VinDr-Mammo's layout (BI-RADS 5 for its malignant findings: the malignancy proxy),
+    read-only: the chapter runs end to end and writes nothing there."""
+    import stat
+
+    import mammo_helpers as mh
+    from mammo_helpers.run import run_notebook
+
+    cohort = mh.data.load_source(
+        "phantom", n_patients=24, seed=0, spacing_mm=0.6, lesion_prevalence=0.6, progress=False,
+        sites=("site_A", "site_C"), site_weights=(0.5, 0.5),
+    )  # fmt: skip
+    data_dir = mh.data.examples.phantom_as_vindr(cohort, tmp_path / "vindr", test_fraction=0.3)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _snapshot(data_dir)
+    try:
+        run_notebook(
+            CHAPTER_03, "smoke", executed_dir=tmp_path / "executed",
+            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="vindr",
+            DATA_DIR=str(data_dir), N_PATIENTS=24,
+        )  # fmt: skip
+    finally:
+        assert _snapshot(data_dir) == before
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    doc = json.loads((tmp_path / "results" / CHAPTER_03 / "metrics.json").read_text())
+    m = doc["metrics"]
+    assert doc["data_source"] == "vindr" and m["n_eval_images"] > 0
+    assert "inserted_mass_pointing_per_method" not in m  # phantom-only: skipped
