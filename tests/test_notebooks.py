@@ -607,7 +607,9 @@ def test_chapter_03_counts_the_images_each_method_forwards(smoke_run):
     p = _chapter_03_parameters(smoke_run)
     h, w = p["IMAGE_HW"]
     window, stride = mh.xai.attribution.paper_occlusion(h)
-    grid = mh.xai.windows.window_grid(np.ones((h, w), bool), p["CORRELAX_WINDOW"], p["CORRELAX_STRIDE"])
+    grid = mh.xai.windows.window_grid(
+        np.ones((h, w), bool), p["CORRELAX_WINDOW"], p["CORRELAX_STRIDE"]
+    )
     n_windows = grid.n_windows  # centres every stride over the whole (breast-less: all) image
     expected = {
         "saliency": 1,

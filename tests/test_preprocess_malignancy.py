@@ -86,11 +86,11 @@ def test_patches_are_centred_on_lesions_and_normals_avoid_every_finding(cohort):
     df = cohort.manifest
     sub = df[mal.image_classes(df) == 1]
     case = mal.load_cases(sub.iloc[:1], size_hw=(96, 48))[sub.image_id.iloc[0]]
-    patches, labels, missing = mal.lesion_patches(case, spacing_mm=0.6, patch_mm=30.0, size_px=32)
+    patches, labels, missing = mal.lesion_patches(case, patch_mm=30.0, size_px=32)
     n = len(case.native_boxes)
     assert labels.count(1) == n and labels.count(0) + missing == n
     assert all(p.shape == (3, 32, 32) and p.dtype == np.float32 for p in patches)
-    again = mal.lesion_patches(case, spacing_mm=0.6, patch_mm=30.0, size_px=32)
+    again = mal.lesion_patches(case, patch_mm=30.0, size_px=32)
     np.testing.assert_array_equal(np.stack(again[0]), np.stack(patches))  # seeded
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -101,6 +101,14 @@ def test_patches_are_centred_on_lesions_and_normals_avoid_every_finding(cohort):
         x0, y0 = box[:2]
         assert box[2] - x0 == box[3] - y0 == 20
     assert mal._normal_box(case, 10_000, rng) is None  # larger than the image
+    assert case.spacing_mm == 0.6
+    # a manifest without spacing (VinDr's CSVs) falls back to the DICOM header
+    row = sub.iloc[:1].assign(pixel_spacing_mm=np.nan)
+    assert mal.load_cases(row, size_hw=(96, 48))[sub.image_id.iloc[0]].spacing_mm == 0.6
+    import dataclasses
+
+    with pytest.raises(ValueError, match="no pixel spacing"):
+        mal.lesion_patches(dataclasses.replace(case, spacing_mm=None), patch_mm=30.0, size_px=32)
 
 
 def test_study_images_and_balanced_splits():
@@ -112,7 +120,14 @@ def test_study_images_and_balanced_splits():
         }
     )
     study = mal.study_images(df, "phantom")
-    assert study.image_id.tolist() == list("abcdfg") and study.malignant.tolist() == [1, 0, 0, 0, 0, 0]
+    assert study.image_id.tolist() == list("abcdfg") and study.malignant.tolist() == [
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
     ids = mal.balanced_ids(study, "train", seed=0)
     assert ids[0] == "a" and len(ids) == 2 and ids[1] in {"b", "c", "d"}
     assert mal.balanced_ids(study, "train", seed=0) == ids

@@ -109,7 +109,8 @@ class Case:
     lesion mask is the union of the malignant findings' exact masks where the source ships
     them, else of their boxes), ``boxes`` (K, 4) malignant boxes at the input, and the
     cropped and flipped image at native resolution (``native``, ``native_boxes``) for
-    patches. ``label`` 1 malignant, 0 normal."""
+    patches, with its pixel spacing (``spacing_mm``: the manifest's, else the DICOM
+    header's, else None). ``label`` 1 malignant, 0 normal."""
 
     image_id: str
     patient_id: str
@@ -124,6 +125,7 @@ class Case:
     native_boxes: np.ndarray
     native_all_boxes: np.ndarray
     transform: BoxTransform
+    spacing_mm: float | None = None
     info: dict = field(default_factory=dict)
 
 
@@ -159,11 +161,19 @@ def _findings_boxes(findings) -> np.ndarray:
     return as_boxes(np.asarray(rows, float).reshape(-1, 4))
 
 
+def _spacing(*candidates) -> float | None:
+    """The first finite positive spacing (mm) of the candidates, or None."""
+    for value in candidates:
+        if value is not None and math.isfinite(float(value)) and float(value) > 0:
+            return float(value)
+    return None
+
+
 def load_case(row, *, size_hw, cohort_root=None) -> Case:
     """A manifest row (``path``, ``image_id``, ``patient_id``, ``laterality``,
     ``findings``) -> :class:`Case` at ``size_hw`` (paper: 1024 x 512)."""
-    pixels = io.read_dicom(row.path).pixels
-    res = pipeline_xai_iou(pixels, getattr(row, "laterality", None), size_hw=size_hw)
+    dicom = io.read_dicom(row.path)
+    res = pipeline_xai_iou(dicom.pixels, getattr(row, "laterality", None), size_hw=size_hw)
     malignant = malignant_findings(row.findings)
     hw = res["unit"].shape
     root = None if cohort_root is None else Path(cohort_root)
@@ -185,6 +195,7 @@ def load_case(row, *, size_hw, cohort_root=None) -> Case:
         native_boxes=native_tf(_findings_boxes(malignant))[0],
         native_all_boxes=native_tf(_findings_boxes(row.findings))[0],
         transform=res.box_transform,
+        spacing_mm=_spacing(getattr(row, "pixel_spacing_mm", None), dicom.pixel_spacing_mm),
         info={"laterality": res.info["laterality"], "flipped": res.info["flipped"]},
     )
 
@@ -224,13 +235,21 @@ def _normal_box(case: Case, side: int, rng, tries: int = 200):
 
 
 def lesion_patches(
-    case: Case, *, spacing_mm: float, patch_mm: float, size_px: int, seed: int = 0
+    case: Case, *, patch_mm: float, size_px: int, seed: int = 0
 ) -> tuple[list[np.ndarray], list[int], int]:
     """Paper 03 §3.1's patches of one malignant case: per malignant finding, a square of
     ``patch_mm`` (grown to 1.25 x the finding's larger side when the finding is bigger)
     centred on it, and a normal square of the same size from the same breast overlapping no
     finding, each resized to ``size_px`` and normalised. Returns ``(patches (3, s, s),
-    labels, normal patches that found no room)``."""
+    labels, normal patches that found no room)``. Unlike chapter 00's learnability patches
+    (:func:`mammo_helpers.learnability.lesion_patches`), the normal patch comes from the
+    lesion's own breast, as in the paper."""
+    spacing_mm = case.spacing_mm
+    if spacing_mm is None:
+        raise ValueError(
+            f"image {case.image_id}: no pixel spacing in the manifest or the DICOM header; "
+            "patches are cut at a physical size"
+        )
     rng = np.random.default_rng([seed, int.from_bytes(case.image_id.encode()[-6:], "big")])
     patches, labels, missing = [], [], 0
     for box in case.native_boxes:
