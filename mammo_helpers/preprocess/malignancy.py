@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_helpers import io
-from mammo_helpers.boxes import BoxTransform, as_boxes, box_iou, crop_around
+from mammo_helpers.boxes import BoxTransform, as_boxes, box_iou, boxes_from_findings, crop_around
 
 from .geometry import resize, warp_like
 from .pipelines import imagenet_normalise, pipeline_xai_iou
@@ -156,11 +156,6 @@ def _box_union(boxes, hw) -> np.ndarray:
     return out
 
 
-def _findings_boxes(findings) -> np.ndarray:
-    rows = [[f["xmin"], f["ymin"], f["xmax"], f["ymax"]] for f in findings]
-    return as_boxes(np.asarray(rows, float).reshape(-1, 4))
-
-
 def _spacing(*candidates) -> float | None:
     """The first finite positive spacing (mm) of the candidates, or None."""
     for value in candidates:
@@ -179,7 +174,7 @@ def load_case(row, *, size_hw, cohort_root=None) -> Case:
     root = None if cohort_root is None else Path(cohort_root)
     full = _mask_union(malignant, root, hw)
     if full is None:
-        full = _box_union(_findings_boxes(malignant), hw)
+        full = _box_union(boxes_from_findings(malignant), hw)
     native_tf = BoxTransform(hw, res.box_transform.crop_box, res.box_transform.flip, None)
     return Case(
         image_id=str(row.image_id),
@@ -189,11 +184,11 @@ def load_case(row, *, size_hw, cohort_root=None) -> Case:
         unit=res["resized"].astype(np.float32),
         breast=warp_like(res["breast_mask"], res.box_transform),
         lesion=warp_like(full, res.box_transform),
-        boxes=res.box_transform(_findings_boxes(malignant))[0],
+        boxes=res.box_transform(boxes_from_findings(malignant))[0],
         native=res["flipped"].astype(np.float32),
         native_breast=warp_like(res["breast_mask"], native_tf),
-        native_boxes=native_tf(_findings_boxes(malignant))[0],
-        native_all_boxes=native_tf(_findings_boxes(row.findings))[0],
+        native_boxes=native_tf(boxes_from_findings(malignant))[0],
+        native_all_boxes=native_tf(boxes_from_findings(row.findings))[0],
         transform=res.box_transform,
         spacing_mm=_spacing(getattr(row, "pixel_spacing_mm", None), dicom.pixel_spacing_mm),
         info={"laterality": res.info["laterality"], "flipped": res.info["flipped"]},
