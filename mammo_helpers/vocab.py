@@ -1,5 +1,5 @@
 """The words every module agrees on: lateralities, views, the four-view orders, modalities,
-density classes and finding labels (one definition each).
+density classes, finding labels and paper 04's lesion classes (one definition each).
 
 Used by the manifest schema, the DICOM reader/writer, the dataset adapters, the phantom,
 the preprocessing pipelines and every chapter (00-05).
@@ -44,6 +44,25 @@ FINDING_LABELS: tuple[str, ...] = (
     "skin_thickening",
     "retraction",
 )
+#: The four classes of paper 04's lesion localisation model L (Wimmer et al., §II-B.3), in
+#: this order: a lesion's CBIS-DDSM family (``LESION_FAMILIES``) and its pathology.
+LESION_CLASSES: tuple[str, ...] = (
+    "benign_calcification",
+    "malignant_calcification",
+    "benign_mass",
+    "malignant_mass",
+)
+#: The CBIS-DDSM family (mass or calcification) of a finding label. CBIS-DDSM files
+#: architectural distortions and (focal) asymmetries as mass shapes in its mass CSVs
+#: ("ARCHITECTURAL_DISTORTION", "ASYMMETRIC_BREAST_TISSUE", "FOCAL_ASYMMETRIC_DENSITY"), so
+#: they count as masses. The other labels (lymph_node, skin_thickening, retraction) have no
+#: family: paper 04's models do not know them.
+LESION_FAMILIES: dict[str, str] = {
+    "mass": "mass",
+    "calcification": "calcification",
+    "architectural_distortion": "mass",
+    "asymmetry": "mass",
+}
 
 
 def check_choice(value, choices: tuple[str, ...], name: str) -> str:

@@ -4,7 +4,8 @@ schema, patient-level splits, the cohort cache, the dataset adapters and the pha
 Every chapter (00-05) gets its images with :func:`load_source` (``mh.data.load_source``).
 Submodules load lazily on first attribute access (``mh.data.manifest``, ``mh.data.splits``,
 ``mh.data.cohort``, ``mh.data.adapters``, ``mh.data.examples``, ``mh.data.phantom``,
-``mh.data.reports``, ``mh.data.images``, ``mh.data.crops``), so importing the package stays cheap and has no
+``mh.data.reports``, ``mh.data.images``, ``mh.data.crops``,
+``mh.data.patches``, ``mh.data.exams``), so importing the package stays cheap and has no
 side effects.
 """
 
@@ -19,8 +20,10 @@ __getattr__, __dir__, __all__ = lazy_attributes(
         "cohort",
         "crops",
         "examples",
+        "exams",
         "images",
         "manifest",
+        "patches",
         "phantom",
         "reports",
         "sources",
