@@ -5,17 +5,23 @@ is a percentile bootstrap over **patients** (groups), not over images. Used by c
 learnability check and the training chapters 01-05: binary and one-vs-rest AUCs, accuracy,
 confusion matrices, per-class recall with Wilson intervals, and the share of errors between
 adjacent ordinal classes (BI-RADS density, chapter 01), and the per-label table of a
-multi-label classifier (chapter 02).
+multi-label classifier (chapter 02). Chapter 04 adds the area under the precision-recall
+curve, a binary summary and threshold table, paired model comparisons (a paired bootstrap
+of the AUC difference and Wilcoxon signed-rank tests) and FROC curves of a lesion detector.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 from scipy.stats import rankdata
+
+from .boxes import as_boxes, box_iou
 
 __all__ = [
     "Estimate",
@@ -23,18 +29,27 @@ __all__ = [
     "adjacent_error_share",
     "apply_cutpoints",
     "auc_ci",
+    "auprc",
+    "binary_summary",
     "bootstrap_ci",
     "classification_summary",
     "confusion",
     "f1",
     "f1_thresholds",
+    "fp_images",
+    "froc",
     "macro_auc",
     "multilabel_table",
     "one_vs_rest_auc",
     "ordinal_cutpoints",
+    "paired_auc_delta",
     "per_class_auc_ci",
     "recall_ci",
     "roc_auc",
+    "threshold_table",
+    "tpr_at_fpi",
+    "wilcoxon_p",
+    "wilcoxon_table",
     "wilson_ci",
 ]
 
@@ -44,7 +59,8 @@ class Estimate:
     """A point estimate with its percentile-bootstrap interval.
 
     ``skipped`` counts the resamples on which the statistic was undefined (e.g. one class
-    only); they are left out of the interval, never counted as a value.
+    only); they are left out of the interval, never counted as a value. ``p`` is a
+    two-sided bootstrap p-value where one was computed (:func:`paired_auc_delta`), else None.
     """
 
     value: float
@@ -53,9 +69,11 @@ class Estimate:
     level: float = 0.95
     n_boot: int = 0
     skipped: int = 0
+    p: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        text = f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        return text if self.p is None else f"{text} p={self.p:.3g}"
 
 
 def _binary(y_true, score) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +124,15 @@ def bootstrap_ci(
 ) -> Estimate:
     """``statistic(y, score)`` with a percentile interval from resampling whole ``groups``
     (patients) with replacement. A resample on which the statistic raises ``ValueError``
-    (e.g. a single class) is skipped and counted."""
+    (e.g. a single class) is skipped and counted. ``score`` may be 2-D (rows resampled
+    together, e.g. two models' scores in :func:`paired_auc_delta`)."""
+    value, values = _bootstrap(statistic, y_true, score, groups, n_boot, level, seed)
+    return _percentile(value, values, level, n_boot)
+
+
+def _bootstrap(statistic, y_true, score, groups, n_boot, level, seed):
+    """The statistic on the data and on each resample of whole ``groups`` on which it is
+    defined: ``(value, resampled values)`` (the engine of :func:`bootstrap_ci`)."""
     y, s = np.asarray(y_true), np.asarray(score)
     if not (isinstance(n_boot, int) and n_boot >= 1):
         raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
@@ -122,11 +148,15 @@ def bootstrap_ci(
             values.append(statistic(y[pick], s[pick]))
         except ValueError:
             continue
+    return value, np.asarray(values, dtype=float)
+
+
+def _percentile(value, values: np.ndarray, level: float, n_boot: int, p=None) -> Estimate:
     skipped = n_boot - len(values)
-    if not values:
-        return Estimate(value, math.nan, math.nan, level, n_boot, skipped)
+    if not len(values):
+        return Estimate(value, math.nan, math.nan, level, n_boot, skipped, p)
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(value, float(low), float(high), level, n_boot, skipped)
+    return Estimate(value, float(low), float(high), level, n_boot, skipped, p)
 
 
 def auc_ci(
@@ -447,3 +477,339 @@ def f1_thresholds(y_true, probs, labels) -> dict:
         lower = p[:, k][p[:, k] < cuts[best]]
         out[name] = float((cuts[best] + lower.max()) / 2) if len(lower) else float(cuts[best])
     return out
+
+
+# ------------------------------------------------------------------- binary summaries
+def auprc(y_true, score) -> float:
+    """Area under the precision-recall curve as *average precision*, the definition of
+    scikit-learn's ``average_precision_score``: ``sum_n (R_n - R_{n-1}) * P_n`` with the
+    distinct scores as thresholds from the highest down (a step function, no trapezoids,
+    so no optimistic interpolation between points). NaN when ``y_true`` holds one class
+    only. Chapter 04 (paper 04 reports it next to the AUC, §III-B)."""
+    y, s = _binary(y_true, score)
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == len(y):
+        return math.nan
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last row of each distinct score
+    tp = np.cumsum(y)[last]
+    precision, recall = tp / (last + 1), tp / n_pos
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def _threshold(value, name: str = "threshold") -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Real) or math.isnan(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _at_threshold(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
+    """TPR, TNR, F1 and accuracy of the decision ``score >= threshold`` (NaN for a rate
+    whose class is absent)."""
+    pred = (s >= threshold).astype(int)
+    positive, negative = y == 1, y == 0
+    return {
+        "tpr": float(pred[positive].mean()) if positive.any() else math.nan,
+        "tnr": float((pred[negative] == 0).mean()) if negative.any() else math.nan,
+        "f1": f1(y, pred),
+        "accuracy": float((pred == y).mean()),
+    }
+
+
+def _nonempty_binary(y_true, score) -> tuple[np.ndarray, np.ndarray]:
+    y, s = _binary(y_true, score)
+    if not len(y):
+        raise ValueError("y_true and score are empty")
+    return y, s
+
+
+def binary_summary(y_true, score, threshold: float = 0.5) -> dict:
+    """A binary classifier's numbers as paper 04 reports them (§III-B, Table V): ``auc``,
+    ``auprc`` (:func:`auprc`; both NaN with one class only), and at the decision
+    ``score >= threshold``: ``tpr`` (sensitivity, recall), ``tnr`` (specificity), ``f1``
+    (scikit-learn's, 0 when nothing is predicted positive) and ``accuracy``. Chapter 04."""
+    y, s = _nonempty_binary(y_true, score)
+    threshold = _threshold(threshold)
+    both = 0 < y.sum() < len(y)
+    out = {"auc": roc_auc(y, s) if both else math.nan, "auprc": auprc(y, s)}
+    return out | _at_threshold(y, s, threshold)
+
+
+def threshold_table(y_true, score, thresholds):
+    """One row per decision threshold with ``threshold``, ``tpr``, ``f1``, ``specificity``
+    and ``accuracy`` at ``score >= threshold`` (paper 04, Table VIII: the density models
+    at 0.6, 0.7, 0.8). Chapter 04."""
+    import pandas as pd
+
+    y, s = _nonempty_binary(y_true, score)
+    cuts = np.asarray(thresholds, dtype=float)
+    if cuts.ndim != 1 or not len(cuts) or np.isnan(cuts).any():
+        raise ValueError(f"thresholds must be a non-empty 1-D list of numbers, got {thresholds!r}")
+    rows = []
+    for cut in cuts.tolist():
+        at = _at_threshold(y, s, cut)
+        rows.append(
+            {
+                "threshold": cut,
+                "tpr": at["tpr"],
+                "f1": at["f1"],
+                "specificity": at["tnr"],
+                "accuracy": at["accuracy"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------- paired comparisons
+def _model_scores(score, name: str, n: int | None = None) -> np.ndarray:
+    """A model's scores as a finite 1-D float array (``n`` values if given); a bad input
+    raises ``ValueError`` naming the model (or argument)."""
+    s = np.asarray(score, dtype=float)
+    if s.ndim != 1 or not len(s) or (n is not None and len(s) != n):
+        want = "non-empty 1-D" if n is None else f"1-D with {n} values (one per sample)"
+        raise ValueError(f"scores of {name} must be {want}, got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"scores of {name} hold {int((~np.isfinite(s)).sum())} NaN/inf values")
+    return s
+
+
+def paired_auc_delta(
+    y_true,
+    score_a,
+    score_b,
+    *,
+    groups=None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Estimate:
+    """``AUC(score_a) - AUC(score_b)`` on the same samples, with a paired percentile
+    bootstrap: every resample draws the same rows (or the same whole ``groups``, i.e.
+    patients, as :func:`bootstrap_ci` does, which runs it) for both scores, so what the
+    two models share cancels out of the interval. Resamples with a single class are
+    skipped and counted in ``skipped``, as in :func:`bootstrap_ci`.
+
+    ``p`` is a two-sided bootstrap p-value: the share of resampled differences on the
+    other side of 0 from the point estimate (0 itself counts as the other side), doubled
+    and capped at 1; ``p = 0`` means no resample crossed 0 (p below ``2 / n_boot``).
+    Identical scores give exactly 0 with the interval [0, 0] and ``p = 1``. Chapter 04
+    (paper 04 compares the fusion models with the score maximum, Tables V and VII)."""
+    a = _model_scores(score_a, "score_a")
+    b = _model_scores(score_b, "score_b", len(a))
+    y, _ = _binary(y_true, a)
+
+    def delta(yy, ss):
+        return roc_auc(yy, ss[:, 0]) - roc_auc(yy, ss[:, 1])
+
+    both = np.column_stack([a, b])
+    value, values = _bootstrap(delta, y, both, groups, n_boot, level, seed)
+    p = math.nan
+    if len(values):
+        if value > 0:
+            other_side = values <= 0
+        elif value < 0:
+            other_side = values >= 0
+        else:  # no difference: every resample is on "the other side"
+            other_side = np.ones(len(values), dtype=bool)
+        p = min(1.0, 2 * float(other_side.mean()))
+    return _percentile(value, values, level, n_boot, p)
+
+
+def _paired_scores(score_a, score_b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
+    a = _model_scores(score_a, name_a)
+    b = _model_scores(score_b, name_b)
+    if len(a) != len(b):
+        raise ValueError(f"scores of {name_a} and {name_b} differ in length: {len(a)}, {len(b)}")
+    return a, b
+
+
+def wilcoxon_p(score_a, score_b) -> float:
+    """Two-sided p of the paired Wilcoxon signed-rank test on the per-sample scores of two
+    models (``scipy.stats.wilcoxon`` with its defaults: ``zero_method="wilcox"`` drops zero
+    differences, exact distribution for small samples without ties). NaN when every
+    difference is zero. Chapter 04 (paper 04, Table VII)."""
+    a, b = _paired_scores(score_a, score_b, "score_a", "score_b")
+    return _wilcoxon(a, b)
+
+
+def _wilcoxon(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import wilcoxon
+
+    if np.array_equal(a, b):
+        # Every difference is zero, so "wilcox" drops them all and no test is left: scipy
+        # 1.17 returns p = 1 with a divide-by-zero warning, older versions raise. The paper
+        # prints "∞" on the diagonal of Table VII, where a model meets itself; NaN here.
+        return math.nan
+    return float(wilcoxon(a, b).pvalue)
+
+
+def wilcoxon_table(scores: dict):
+    """Square table of :func:`wilcoxon_p` between every two models of ``scores`` (model
+    name -> per-sample scores, all on the same samples in the same order): rows and columns
+    named by the models, symmetric, NaN on the diagonal (paper 04, Table VII) and between
+    two models with identical scores. Chapter 04."""
+    import pandas as pd
+
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError(f"scores must be a non-empty dict of model name -> scores, got {scores!r}")
+    names = list(scores)
+    arrays = {name: _model_scores(scores[name], repr(name)) for name in names}
+    table = pd.DataFrame(math.nan, index=pd.Index(names), columns=pd.Index(names))
+    for i, j in itertools.combinations(range(len(names)), 2):
+        a, b = _paired_scores(arrays[names[i]], arrays[names[j]], repr(names[i]), repr(names[j]))
+        table.iloc[i, j] = table.iloc[j, i] = _wilcoxon(a, b)
+    return table
+
+
+# ------------------------------------------------------------------- FROC (detection)
+def _image_boxes(entry, where: str, label, scored: bool):
+    """Boxes (and scores) of one image's ``entry`` dict, restricted to ``label``."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where} must be a dict with 'boxes', got {type(entry).__name__}")
+    keys = ["boxes", "scores"] if scored else ["boxes"]
+    keys += [] if label is None else ["labels"]
+    missing = [key for key in keys if key not in entry]
+    if missing:
+        raise ValueError(f"{where} has no {missing}")
+    boxes = as_boxes(entry["boxes"], f"{where}['boxes']")
+    keep = np.ones(len(boxes), dtype=bool)
+    if label is not None:
+        labels = np.asarray(entry["labels"], dtype=object).reshape(-1).tolist()
+        if len(labels) != len(boxes):
+            raise ValueError(f"{where} has {len(boxes)} boxes but {len(labels)} labels")
+        keep = np.array([lab == label for lab in labels], dtype=bool).reshape(-1)
+    if not scored:
+        return boxes[keep]
+    scores = np.asarray(entry["scores"], dtype=float)
+    if scores.shape != (len(boxes),) or not np.isfinite(scores).all():
+        raise ValueError(
+            f"{where}['scores'] must hold one finite score per box ({len(boxes)}), "
+            f"got shape {scores.shape}"
+        )
+    return boxes[keep], scores[keep]
+
+
+def _images(detections, truths, label) -> list:
+    """``(detection boxes, scores, truth boxes)`` of each image, restricted to ``label``."""
+    if len(detections) != len(truths):
+        raise ValueError(f"detections has {len(detections)} images, truths {len(truths)}")
+    if not len(truths):
+        raise ValueError("detections and truths hold no image")
+    out = []
+    for i, (det, truth) in enumerate(zip(detections, truths, strict=True)):
+        boxes, scores = _image_boxes(det, f"detections[{i}]", label, scored=True)
+        out.append((boxes, scores, _image_boxes(truth, f"truths[{i}]", label, scored=False)))
+    return out
+
+
+def _lesion_hits(det: np.ndarray, truth: np.ndarray, iou: float):
+    """``(hits, overlap)``: whether each detection hits each lesion (IoU >= ``iou`` or the
+    detection's centre inside the lesion box, edges included) and their IoU."""
+    overlap = box_iou(det, truth)
+    cx, cy = ((det[:, 0] + det[:, 2]) / 2)[:, None], ((det[:, 1] + det[:, 3]) / 2)[:, None]
+    inside = (truth[:, 0] <= cx) & (cx <= truth[:, 2]) & (truth[:, 1] <= cy) & (cy <= truth[:, 3])
+    return (overlap >= iou) | inside, overlap
+
+
+def _match_image(det: np.ndarray, scores: np.ndarray, truth: np.ndarray, iou: float):
+    """Status of each detection of one image: 1 finds a lesion, 0 hits only lesions found
+    before (neither hit nor false positive), -1 false positive."""
+    status = np.full(len(det), -1, dtype=int)
+    if not len(truth) or not len(det):
+        return status
+    hits, overlap = _lesion_hits(det, truth, iou)
+    found = np.zeros(len(truth), dtype=bool)
+    for d in np.argsort(-scores, kind="stable"):  # highest score first; ties in input order
+        if not hits[d].any():
+            continue
+        new = np.flatnonzero(hits[d] & ~found)
+        if len(new):
+            found[new[np.argmax(overlap[d, new])]] = True  # largest IoU; ties: first lesion
+            status[d] = 1
+        else:
+            status[d] = 0
+    return status
+
+
+def froc(detections, truths, *, label=None, iou: float = 0.2):
+    """Free-response ROC curve of a lesion detector: one row per distinct detection score
+    (descending) with ``threshold``, ``sensitivity`` (lesions found by the detections
+    scoring >= threshold / all lesions; NaN when there is no lesion) and ``fpi`` (their
+    false positives / number of images), after a first row at threshold +inf with (0, 0).
+
+    ``detections``: one dict per image with ``"boxes"`` (k, 4) xyxy, ``"scores"`` (k,) and
+    ``"labels"`` (k,); ``truths``: one dict per image (same order) with ``"boxes"`` (m, 4)
+    and ``"labels"`` (m,). Images without truth (normal images) count in the denominator
+    and all their detections are false positives. ``label`` given: only detections and
+    lesions of that label count (a detection of that label on a lesion of another label is
+    a false positive; lesions of other labels are ignored); ``label=None`` ignores labels.
+
+    Hit rule (paper 04 §IV-A.3, after Ribli et al.): a detection hits a lesion if their
+    IoU is >= ``iou`` or the detection box's centre lies inside the lesion box (edges
+    included). Matching, per image: detections in descending score order (ties in input
+    order); one that hits a lesion not found yet finds it (of several, the one with the
+    largest IoU, ties to the first lesion); one that hits only lesions found already is
+    neither hit nor false positive; one that hits no lesion is a false positive. As the
+    matching runs in score order, a detection's status does not depend on the threshold,
+    so the curve is the running count of finds and false positives. Chapter 04."""
+    import pandas as pd
+
+    iou = _threshold(iou, "iou")
+    if not 0 < iou <= 1:
+        raise ValueError(f"iou must be in (0, 1], got {iou}")
+    images = _images(detections, truths, label)
+    n_lesions = sum(len(truth) for _, _, truth in images)
+    scores = np.concatenate([s for _, s, _ in images])
+    status = np.concatenate([_match_image(d, s, t, iou) for d, s, t in images])
+    order = np.argsort(-scores, kind="stable")
+    scores, status = scores[order], status[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1].astype(int)
+    last = last[last >= 0]  # no detection at all: only the +inf row
+    found = np.r_[0, np.cumsum(status == 1)[last]]
+    false = np.r_[0, np.cumsum(status == -1)[last]]
+    sensitivity = found / n_lesions if n_lesions else np.full(len(found), np.nan)
+    return pd.DataFrame(
+        {
+            "threshold": np.r_[np.inf, scores[last]],
+            "sensitivity": sensitivity,
+            "fpi": false / len(images),
+        }
+    )
+
+
+def tpr_at_fpi(curve, fpi: float = 1.0) -> float:
+    """The largest sensitivity of a :func:`froc` curve among its rows with at most ``fpi``
+    false positives per image: the curve read as a step function, no interpolation between
+    rows (paper 04, Table IV: "TPR @ FPI"). Chapter 04."""
+    rate = _threshold(fpi, "fpi")
+    if rate < 0:
+        raise ValueError(f"fpi must be >= 0, got {fpi!r}")
+    missing = {"sensitivity", "fpi"} - set(getattr(curve, "columns", ()))
+    if missing:
+        raise ValueError(f"curve must be a froc() table; it has no column(s) {sorted(missing)}")
+    within = curve["sensitivity"][curve["fpi"] <= rate]
+    return float(within.max()) if len(within) else math.nan
+
+
+def fp_images(detections, threshold: float, *, truths=None, label=None) -> tuple[int, int]:
+    """``(false positives, images with any)`` on normal images at ``score >= threshold``:
+    the detections there (all false positives, as nothing is to be found) and how many of
+    those images have at least one (paper 04 §IV-A.3: "386 false-positive lesions in
+    188/420" normal images). Without ``truths`` every image of ``detections`` is taken as
+    normal; with ``truths`` (aligned, as in :func:`froc`) only the images without any truth
+    box (of any label). ``label``: count only detections of that label. Chapter 04."""
+    threshold = _threshold(threshold)
+    if truths is None:
+        truths = [{"boxes": np.zeros((0, 4))}] * len(detections)
+    if len(truths) != len(detections):
+        raise ValueError(f"detections has {len(detections)} images, truths {len(truths)}")
+    n_false, n_images = 0, 0
+    for i, (det, truth) in enumerate(zip(detections, truths, strict=True)):
+        if len(_image_boxes(truth, f"truths[{i}]", None, scored=False)):
+            continue  # an image with a lesion
+        _, scores = _image_boxes(det, f"detections[{i}]", label, scored=True)
+        above = int((scores >= threshold).sum())
+        n_false += above
+        n_images += above > 0
+    return n_false, n_images

@@ -356,3 +356,390 @@ def test_f1_thresholds_maximise_f1_and_feed_the_table():
     assert table.loc["mass", "f1"] == pytest.approx(best)
     with pytest.raises(ValueError, match="no value for label"):
         metrics.multilabel_table(y, p, ("mass", "none"), threshold={"mass": 0.5})
+
+
+# ------------------------------------------------------------------- chapter 04: binary
+def test_auprc_equals_sklearn_average_precision_and_a_hand_case():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(5)
+    for n, decimals in ((300, 1), (57, 6)):  # with many ties and almost none
+        y = rng.integers(0, 2, n)
+        s = np.round(0.6 * y + rng.random(n), decimals)
+        assert metrics.auprc(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    # descending: 0.9 (+) P=1 R=1/2; 0.8 (-); 0.7 (+) P=2/3 R=1 -> 1/2 * 1 + 1/2 * 2/3 = 5/6
+    assert metrics.auprc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]) == pytest.approx(5 / 6)
+    assert metrics.auprc([1, 0], [0.5, 0.5]) == 0.5  # a tie is one threshold: P = 1/2 at R = 1
+    assert np.isnan(metrics.auprc([1, 1], [0.2, 0.3])) and np.isnan(metrics.auprc([0], [0.2]))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        metrics.auprc([0, 2], [0.1, 0.2])
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 0.8])
+def test_binary_summary_equals_sklearn(threshold):
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        recall_score,
+    )
+
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 250)
+    s = np.round(np.clip(0.3 * y + 0.7 * rng.random(250), 0, 1), 2)  # some scores on the cut
+    out = metrics.binary_summary(y, s, threshold)
+    pred = (s >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, pred).ravel()
+    assert set(out) == {"auc", "auprc", "tpr", "tnr", "f1", "accuracy"}
+    assert out["tpr"] == pytest.approx(recall_score(y, pred))
+    assert out["tnr"] == pytest.approx(tn / (tn + fp))
+    assert out["f1"] == pytest.approx(f1_score(y, pred))
+    assert out["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert out["auc"] == pytest.approx(roc_auc_score(y, s))
+    assert out["auprc"] == pytest.approx(average_precision_score(y, s))
+
+
+def test_binary_summary_hand_case_and_bad_input():
+    # score >= threshold is positive: 0.5 counts; TP 2, FN 1, TN 1, FP 1
+    out = metrics.binary_summary([1, 1, 1, 0, 0], [0.5, 0.9, 0.2, 0.7, 0.1])
+    assert (out["tpr"], out["tnr"], out["accuracy"]) == (2 / 3, 0.5, 0.6)
+    assert out["f1"] == pytest.approx(2 / 3)
+    one = metrics.binary_summary([1, 1], [0.2, 0.7])
+    assert np.isnan(one["auc"]) and np.isnan(one["auprc"]) and np.isnan(one["tnr"])
+    assert one["tpr"] == 0.5
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        metrics.binary_summary([0, 1], [0.1, 0.9], threshold=np.nan)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.binary_summary([], [])
+
+
+def test_threshold_table_rows_match_a_manual_loop():
+    from sklearn.metrics import confusion_matrix
+
+    y, s = _data(120, seed=8)
+    s = 1 / (1 + np.exp(-s))
+    cuts = [0.6, 0.7, 0.8]
+    table = metrics.threshold_table(y, s, cuts)
+    assert table.columns.tolist() == ["threshold", "tpr", "f1", "specificity", "accuracy"]
+    assert table["threshold"].tolist() == cuts
+    for row, cut in zip(table.itertuples(), cuts, strict=True):
+        pred = (s >= cut).astype(int)
+        tn, fp, fn, tp = confusion_matrix(y, pred).ravel()
+        assert row.tpr == pytest.approx(tp / (tp + fn))
+        assert row.specificity == pytest.approx(tn / (tn + fp))
+        assert row.accuracy == pytest.approx((tp + tn) / len(y))
+        assert row.f1 == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    with pytest.raises(ValueError, match="thresholds must be"):
+        metrics.threshold_table(y, s, [])
+
+
+# ------------------------------------------------------------------- chapter 04: paired tests
+def _two_models(n=150, seed=9):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return y, 1.2 * y + rng.normal(size=n), 0.3 * y + rng.normal(size=n)
+
+
+def test_paired_auc_delta_of_identical_scores_is_exactly_zero():
+    y, a, _ = _two_models()
+    est = metrics.paired_auc_delta(y, a, a.copy(), n_boot=300)
+    assert (est.value, est.low, est.high, est.p) == (0.0, 0.0, 0.0, 1.0)
+    groups = np.arange(len(y)) // 3
+    est = metrics.paired_auc_delta(y, a, a.copy(), groups=groups, n_boot=100)
+    assert (est.value, est.low, est.high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_auc_delta_point_estimate_interval_and_p():
+    y, a, b = _two_models()
+    est = metrics.paired_auc_delta(y, a, b, n_boot=800, seed=1)
+    assert est.value == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b), abs=1e-12)
+    assert 0 < est.low < est.value < est.high and est.p < 0.01
+    reverse = metrics.paired_auc_delta(y, b, a, n_boot=800, seed=1)
+    assert (reverse.value, reverse.low, reverse.high) == pytest.approx(
+        (-est.value, -est.high, -est.low)
+    )
+    assert reverse.p == est.p and (est.level, est.n_boot) == (0.95, 800)
+    assert str(est).endswith(f"p={est.p:.3g}")
+    assert metrics.paired_auc_delta(y, a, b, n_boot=800, seed=1) == est  # seed determinism
+    assert metrics.paired_auc_delta(y, a, b, n_boot=800, seed=2) != est
+
+
+def test_paired_auc_delta_replays_by_hand():
+    """The same resampled rows for both scores (one draw per resample), one-class resamples
+    skipped, the percentile interval and the doubled share on the other side of 0."""
+    rng = np.random.default_rng(10)
+    y = np.r_[1, 1, np.zeros(10, int)]  # two positives: some resamples have none
+    a, b = y + rng.normal(size=12), 0.5 * y + rng.normal(size=12)
+    est = metrics.paired_auc_delta(y, a, b, n_boot=400, seed=3, level=0.9)
+    draw = np.random.default_rng(3)
+    deltas = []
+    for _ in range(400):
+        pick = draw.integers(0, 12, 12)
+        if len(set(y[pick])) < 2:
+            continue
+        deltas.append(roc_auc_score(y[pick], a[pick]) - roc_auc_score(y[pick], b[pick]))
+    deltas = np.array(deltas)
+    low, high = np.quantile(deltas, [0.05, 0.95])
+    assert (est.low, est.high) == pytest.approx((low, high), abs=1e-12)
+    assert est.skipped == 400 - len(deltas) > 0
+    exact = np.round(deltas, 12)  # sklearn's trapezoids leave 1e-16 where a delta is 0
+    assert est.value < 0 and est.p == pytest.approx(min(1.0, 2 * (exact >= 0).mean()))
+
+
+def test_paired_auc_delta_resamples_patients_as_whole_clusters():
+    """Four identical rows per patient: the interval equals the one-row-per-patient one
+    (same draws) and is wider than resampling the rows as if independent."""
+    y, a, b = _two_models(60, seed=11)
+
+    def rows(v):
+        return np.repeat(v, 4)
+
+    patients = np.repeat(np.arange(60), 4)
+    kw = dict(n_boot=400, seed=4)
+    grouped = metrics.paired_auc_delta(rows(y), rows(a), rows(b), groups=patients, **kw)
+    single = metrics.paired_auc_delta(y, a, b, groups=np.arange(60), **kw)
+    assert (grouped.low, grouped.high) == pytest.approx((single.low, single.high), abs=1e-12)
+    assert grouped.p == single.p
+    naive = metrics.paired_auc_delta(rows(y), rows(a), rows(b), **kw)
+    assert grouped.high - grouped.low > 1.5 * (naive.high - naive.low)
+
+
+def test_paired_auc_delta_refuses_bad_input():
+    y, a, b = _two_models(20)
+    with pytest.raises(ValueError, match="score_b must be 1-D with 20 values"):
+        metrics.paired_auc_delta(y, a, b[:-1])
+    with pytest.raises(ValueError, match="score_a hold 1 NaN"):
+        metrics.paired_auc_delta(y, np.r_[np.nan, a[1:]], b)
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.paired_auc_delta(np.ones(20, int), a, b)
+    with pytest.raises(ValueError, match="n_boot"):
+        metrics.paired_auc_delta(y, a, b, n_boot=0)
+
+
+def test_wilcoxon_p_equals_scipy_and_the_exact_small_case():
+    rng = np.random.default_rng(12)
+    for n in (20, 80):  # exact and normal-approximation regimes of scipy's "auto"
+        a, b = rng.random(n), rng.random(n) + 0.1
+        assert metrics.wilcoxon_p(a, b) == stats.wilcoxon(a, b).pvalue
+    # five positive differences: the two-sided exact p is 2 * P(W+ = 15) = 2 / 2**5
+    p = metrics.wilcoxon_p([1, 2, 3, 4, 5], [0, 0, 0, 0, 0])
+    assert p == pytest.approx(2 / 32) and p == pytest.approx(0.0625)
+    assert np.isnan(metrics.wilcoxon_p([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]))
+
+
+def test_wilcoxon_table_is_symmetric_with_a_nan_diagonal():
+    rng = np.random.default_rng(13)
+    base = rng.random(60)
+    scores = {"P_score": base, "P_feat": base + rng.normal(0.05, 0.1, 60), "max": rng.random(60)}
+    table = metrics.wilcoxon_table(scores)
+    names = list(scores)
+    assert table.index.tolist() == names and table.columns.tolist() == names
+    values = table.to_numpy()
+    assert np.isnan(np.diag(values)).all()
+    assert np.array_equal(values, values.T, equal_nan=True)
+    for i, j in itertools.combinations(names, 2):
+        assert table.loc[i, j] == metrics.wilcoxon_p(scores[i], scores[j])
+
+
+def test_wilcoxon_refuses_unequal_or_nan_scores_naming_the_models():
+    a = np.arange(5.0)
+    with pytest.raises(ValueError, match="'A' and 'B' differ in length: 5, 4"):
+        metrics.wilcoxon_table({"A": a, "B": a[:4]})
+    with pytest.raises(ValueError, match="scores of 'B' hold 1 NaN"):
+        metrics.wilcoxon_table({"A": a, "B": np.r_[a[:4], np.nan]})
+    with pytest.raises(ValueError, match="score_a and score_b differ in length"):
+        metrics.wilcoxon_p(a, a[:3])
+    with pytest.raises(ValueError, match="non-empty dict"):
+        metrics.wilcoxon_table({})
+
+
+# ------------------------------------------------------------------- chapter 04: FROC
+def _det(boxes, scores, labels=None):
+    labels = ["mass"] * len(scores) if labels is None else labels
+    return {"boxes": np.asarray(boxes, float).reshape(-1, 4), "scores": scores, "labels": labels}
+
+
+def _truth(boxes, labels=None):
+    labels = ["mass"] * len(boxes) if labels is None else labels
+    return {"boxes": np.asarray(boxes, float).reshape(-1, 4), "labels": labels}
+
+
+LESION = [0, 0, 10, 10]
+
+
+def _rows(curve):
+    return [tuple(r) for r in curve[["threshold", "sensitivity", "fpi"]].itertuples(index=False)]
+
+
+def test_froc_centre_inside_is_a_hit_even_with_a_small_iou():
+    """(a): small box inside, big box around, centre on the corner (edges count)."""
+    for box in ([4, 4, 6, 6], [-40, -40, 50, 50], [9, 9, 11, 11]):
+        assert mh.boxes.box_iou(box, LESION)[0, 0] < 0.2
+        curve = metrics.froc([_det([box], [0.7])], [_truth([LESION])])
+        assert _rows(curve) == [(np.inf, 0.0, 0.0), (0.7, 1.0, 0.0)], box
+    miss = metrics.froc([_det([[10.5, 0, 12.5, 2]], [0.7])], [_truth([LESION])])
+    assert _rows(miss)[-1] == (0.7, 0.0, 1.0)  # centre outside, no overlap: false positive
+
+
+def test_froc_iou_at_least_the_cut_is_a_hit_with_the_centre_outside():
+    """(b): IoU 0.25 with the centre (11, 5) outside the lesion; IoU 0.11 is a miss."""
+    box = [6, 0, 16, 10]
+    assert mh.boxes.box_iou(box, LESION)[0, 0] == pytest.approx(0.25)
+    assert _rows(metrics.froc([_det([box], [0.6])], [_truth([LESION])]))[-1] == (0.6, 1.0, 0.0)
+    stricter = metrics.froc([_det([box], [0.6])], [_truth([LESION])], iou=0.3)
+    assert _rows(stricter)[-1] == (0.6, 0.0, 1.0)
+    weak = metrics.froc([_det([[8, 0, 18, 10]], [0.6])], [_truth([LESION])])
+    assert _rows(weak)[-1] == (0.6, 0.0, 1.0)
+
+
+def test_froc_second_detection_of_a_found_lesion_is_neither_hit_nor_false_positive():
+    """(c)"""
+    det = _det([LESION, [1, 1, 9, 9], [50, 50, 60, 60]], [0.9, 0.8, 0.7])
+    curve = metrics.froc([det], [_truth([LESION])])
+    assert _rows(curve) == [(np.inf, 0, 0), (0.9, 1, 0), (0.8, 1, 0), (0.7, 1, 1)]
+
+
+def test_froc_per_label_wrong_class_is_a_false_positive_and_finds_nothing():
+    """(d): a calcification detection on a mass."""
+    truth = _truth([LESION, [20, 20, 30, 30]], ["mass", "calc"])
+    det = _det([LESION], [0.9], ["calc"])
+    assert _rows(metrics.froc([det], [truth], label="calc")) == [(np.inf, 0, 0), (0.9, 0, 1)]
+    assert _rows(metrics.froc([det], [truth], label="mass")) == [(np.inf, 0, 0)]
+    assert _rows(metrics.froc([det], [truth])) == [(np.inf, 0, 0), (0.9, 0.5, 0)]  # agnostic
+    ints = metrics.froc([_det([LESION], [0.9], [1])], [_truth([LESION], [1])], label=1)
+    assert _rows(ints)[-1] == (0.9, 1, 0)  # integer labels work alike
+
+
+def test_froc_normal_images_add_false_positives_and_count_as_images():
+    """(e): one image with a found lesion, one normal image with two detections."""
+    dets = [_det([LESION], [0.9]), _det([[0, 0, 5, 5], [30, 30, 40, 40]], [0.8, 0.6])]
+    truths = [_truth([LESION]), _truth([])]
+    curve = metrics.froc(dets, truths)
+    assert _rows(curve) == [(np.inf, 0, 0), (0.9, 1, 0), (0.8, 1, 0.5), (0.6, 1, 1)]
+    assert metrics.fp_images(dets, 0.7, truths=truths) == (1, 1)
+    assert metrics.fp_images(dets, 0.5, truths=truths) == (2, 1)
+    assert metrics.fp_images(dets[1:], 0.5) == (2, 1)  # without truths: all images normal
+    assert metrics.fp_images(dets, 0.5) == (3, 2)
+    assert metrics.fp_images(dets, 0.5, truths=truths, label="calc") == (0, 0)
+    no_detection = metrics.froc([_det([], [])] * 2, [_truth([LESION]), _truth([])])
+    assert _rows(no_detection) == [(np.inf, 0, 0)]
+
+
+def test_froc_detection_on_two_lesions_finds_the_larger_iou_first():
+    """(f): the first detection's centre (10, 5) lies in both lesions, IoU 1/3 with A and
+    7/13 with B: it finds B, so the second one, which hits only B, finds nothing new."""
+    a, b = LESION, [8, 0, 18, 10]
+    det = _det([[5, 0, 15, 10], [14, 0, 18, 10]], [0.9, 0.8])
+    curve = metrics.froc([det], [_truth([a, b])])
+    assert _rows(curve) == [(np.inf, 0, 0), (0.9, 0.5, 0), (0.8, 0.5, 0)]
+    det = _det([[5, 0, 15, 10], [1, 0, 4, 10]], [0.9, 0.8])  # the second hits only A
+    assert _rows(metrics.froc([det], [_truth([a, b])]))[-1] == (0.8, 1.0, 0.0)
+
+
+def test_froc_refuses_bad_input():
+    with pytest.raises(ValueError, match="detections has 1 images, truths 2"):
+        metrics.froc([_det([LESION], [0.5])], [_truth([]), _truth([])])
+    with pytest.raises(ValueError, match=r"detections\[0\] has no \['scores'\]"):
+        metrics.froc([{"boxes": [LESION]}], [_truth([])])
+    with pytest.raises(ValueError, match=r"truths\[0\] has no \['labels'\]"):
+        metrics.froc([_det([LESION], [0.5])], [{"boxes": [LESION]}], label="mass")
+    with pytest.raises(ValueError, match=r"detections\[0\]\['scores'\] must hold one"):
+        metrics.froc([_det([LESION], [0.5, 0.4])], [_truth([])])
+    with pytest.raises(ValueError, match=r"truths\[0\]\['boxes'\] must have shape"):
+        metrics.froc([_det([LESION], [0.5])], [{"boxes": [[1, 2, 3]], "labels": ["mass"]}])
+    with pytest.raises(ValueError, match="iou must be in"):
+        metrics.froc([_det([LESION], [0.5])], [_truth([])], iou=0)
+    with pytest.raises(ValueError, match="no image"):
+        metrics.froc([], [])
+
+
+def _iou(p, q):
+    w = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
+    h = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+    union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - w * h
+    return w * h / union
+
+
+def _by_hand(dets, truths, threshold, label):
+    """From scratch at one threshold: lesions found and false positives, greedy by score."""
+    found_total, false_total = 0, 0
+    for det, truth in zip(dets, truths, strict=True):
+        lesions = [
+            list(t) for t, lab in zip(truth["boxes"], truth["labels"], strict=True)
+            if label is None or lab == label
+        ]  # fmt: skip
+        kept = [
+            (s, list(box)) for box, s, lab in zip(det["boxes"], det["scores"], det["labels"], strict=True)
+            if s >= threshold and (label is None or lab == label)
+        ]  # fmt: skip
+        found = [False] * len(lesions)
+        for _, box in sorted(kept, key=lambda item: -item[0]):  # stable: ties in input order
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            hit = [
+                _iou(box, t) >= 0.2 or (t[0] <= cx <= t[2] and t[1] <= cy <= t[3]) for t in lesions
+            ]
+            new = [k for k in range(len(lesions)) if hit[k] and not found[k]]
+            if new:
+                found[max(new, key=lambda k: (_iou(box, lesions[k]), -k))] = True
+            elif not any(hit):
+                false_total += 1
+        found_total += sum(found)
+    return found_total, false_total
+
+
+def _random_problem(seed, n_images=30):
+    rng = np.random.default_rng(seed)
+    dets, truths = [], []
+    for _ in range(n_images):
+        m = rng.choice([0, 0, 1, 2, 3])  # some normal images
+        xy = rng.uniform(0, 60, (m, 2))
+        lesions = np.c_[xy, xy + rng.uniform(5, 25, (m, 2))]
+        k = rng.integers(0, 7)
+        near = lesions[rng.integers(0, m, k)] if m else rng.uniform(0, 60, (k, 4))
+        jitter = rng.normal(0, 6, (k, 4))
+        boxes = np.sort((near + jitter).reshape(k, 2, 2), axis=1).reshape(k, 4)
+        boxes = np.c_[np.minimum(boxes[:, :2], boxes[:, 2:] - 1), boxes[:, 2:]]
+        dets.append(_det(boxes, np.round(rng.random(k), 1).tolist(), rng.integers(0, 2, k)))
+        truths.append(_truth(lesions, rng.integers(0, 2, m)))
+    return dets, truths
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("label", [None, 0])
+def test_froc_cumulative_curve_equals_recounting_at_every_threshold(seed, label):
+    dets, truths = _random_problem(seed)
+    curve = metrics.froc(dets, truths, label=label)
+    n_lesions = sum(
+        sum(label is None or lab == label for lab in t["labels"]) for t in truths
+    )  # fmt: skip
+    scores = [s for d in dets for s, lab in zip(d["scores"], d["labels"], strict=True)
+              if label is None or lab == label]  # fmt: skip
+    assert curve["threshold"].tolist() == [np.inf, *sorted(set(scores), reverse=True)]
+    assert _rows(curve)[0] == (np.inf, 0.0, 0.0)
+    for row in curve.iloc[1:].itertuples():
+        found, false = _by_hand(dets, truths, row.threshold, label)
+        assert row.sensitivity == pytest.approx(found / n_lesions), row.threshold
+        assert row.fpi == pytest.approx(false / len(dets)), row.threshold
+    assert (np.diff(curve.sensitivity) >= 0).all() and (np.diff(curve.fpi) >= 0).all()
+    assert 0 < curve.sensitivity.iloc[-1] < 1 or label is not None  # the problem has both
+
+
+def test_tpr_at_fpi_reads_the_curve_as_steps():
+    import pandas as pd
+
+    curve = pd.DataFrame(
+        {
+            "threshold": [np.inf, 0.9, 0.8, 0.7, 0.6],
+            "sensitivity": [0.0, 0.5, 0.5, 0.75, 1.0],
+            "fpi": [0.0, 0.0, 0.5, 1.0, 1.5],
+        }
+    )
+    assert metrics.tpr_at_fpi(curve) == 0.75  # fpi = 1.0 counts (<=)
+    assert metrics.tpr_at_fpi(curve, 0.99) == 0.5  # no interpolation towards 0.75
+    assert metrics.tpr_at_fpi(curve, 0.0) == 0.5
+    assert metrics.tpr_at_fpi(curve, 10) == 1.0
+    with pytest.raises(ValueError, match="fpi must be >= 0"):
+        metrics.tpr_at_fpi(curve, -1)
+    with pytest.raises(ValueError, match="no column"):
+        metrics.tpr_at_fpi(curve.drop(columns="fpi"))
