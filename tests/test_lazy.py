@@ -27,8 +27,12 @@ def test_names_resolve_to_modules_and_exported_functions():
         "clip",
         "clip_training",
         "crop_training",
+        "detection",
+        "fusion",
         "image_training",
         "losses",
+        "multiview",
+        "task_training",
     } == set(dir(mh.models)) and "xai" in dir(mh)
     for package in (mh, mh.data, mh.models, mh.xai):
         with pytest.raises(

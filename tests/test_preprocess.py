@@ -27,6 +27,7 @@ from mammo_helpers.preprocess import (
     pipeline_correlax,
     pipeline_density_clip,
     pipeline_domain_shift,
+    pipeline_multitask,
     pipeline_xai_iou,
     remove_burned_in_text,
     resize,
@@ -306,6 +307,26 @@ def test_pipeline_xai_iou(side, laterality):
     boxes, kept = res.box_transform([lesion, [0, 0, 1, 1]])
     np.testing.assert_array_equal(kept, [0])  # the corner box lies outside the breast ROI
     np.testing.assert_allclose(boxes[0], lesion_box_in(res["resized"]), atol=2)
+
+
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_pipeline_multitask_cleans_background_keeps_place_and_resizes_bicubically(side):
+    img, _, _, lesion = make_breast(side, lesion=True)
+    res = pipeline_multitask(img, size_hw=(96, 80))
+    assert list(res.steps) == ["unit", "breast_mask", "cleaned", "resized", "breast"]
+    assert res.output is res["resized"] and res.output.shape == (96, 80)
+    assert res["breast"].shape == (96, 80) and res["breast"].dtype == bool
+    unit, mask = res["unit"], res["breast_mask"]
+    assert np.all(res["cleaned"][~mask] == 0) and np.array_equal(res["cleaned"][mask], unit[mask])
+    expected = np.clip(cv2.resize(res["cleaned"], (80, 96), interpolation=cv2.INTER_CUBIC), 0, 1)
+    np.testing.assert_allclose(res.output, expected, atol=1e-6)
+    assert 0.0 <= res.output.min() and res.output.max() <= 1.0
+    assert infer_laterality(res.output) == side  # not flipped: each breast stays where it lies
+    boxes, kept = res.box_transform([lesion])
+    np.testing.assert_array_equal(kept, [0])
+    np.testing.assert_allclose(boxes[0], lesion_box_in(res.output), atol=2)
+    assert PAPER_INPUT_SIZES["04_multitask_fusion"]["findings"] == (1152, 896)
+    assert pipeline_multitask(img).output.shape == (1152, 896)
 
 
 def test_pipeline_domain_shift_and_featurewise_mean():

@@ -32,6 +32,7 @@ from .pipelines import (
     pipeline_correlax,
     pipeline_density_clip,
     pipeline_domain_shift,
+    pipeline_multitask,
     pipeline_xai_iou,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "pipeline_correlax",
     "pipeline_density_clip",
     "pipeline_domain_shift",
+    "pipeline_multitask",
     "pipeline_xai_iou",
     "remove_burned_in_text",
     "resize",

@@ -15,6 +15,8 @@ from ._checks import _as_image
 _INTERPOLATIONS = {
     "area": cv2.INTER_AREA,
     "linear": cv2.INTER_LINEAR,
+    # paper 04 §III-A: "all image resizing operations were performed using bicubic resampling"
+    "cubic": cv2.INTER_CUBIC,
     # INTER_NEAREST_EXACT samples pixel centres (INTER_NEAREST is shifted by half a pixel),
     # so nearest-neighbour resizing agrees with resize_boxes.
     "nearest": cv2.INTER_NEAREST_EXACT,
@@ -49,7 +51,7 @@ def flip_to_laterality(img, laterality: str, target: str = "L") -> tuple[np.ndar
 def resize(img, size_hw, *, interpolation: str = "area") -> np.ndarray:
     """Resize with OpenCV to ``size_hw`` = **(HEIGHT, WIDTH)** (not OpenCV's (width, height)!).
 
-    ``interpolation`` is 'area' (default, best for downsampling), 'linear' or 'nearest'
+    ``interpolation`` is 'area' (default, best for downsampling), 'linear', 'cubic' or 'nearest'
     (pixel-centre exact, for label maps). Keeps dtype and a trailing channel axis (also of size
     1); boolean masks are resized as uint8 and thresholded at 0.5.
     """

@@ -1,10 +1,10 @@
-"""The preprocessing pipelines of papers 02, 03 and 05, each returning a typed
+"""The preprocessing pipelines of papers 02-05, each returning a typed
 :class:`PipelineResult`: the model input, every named intermediate image (for figures) and the
 :class:`~mammo_helpers.boxes.BoxTransform` that moves finding boxes along.
 
 Step names mean the same in every pipeline: ``"unit"`` is the min-max scaled image in
 [0, 1]; ``"scaled_255"`` is on the [0, 255] scale; ``"breast_mask"`` is the Otsu breast mask.
-Used by chapters 00 (all three on one image), 02, 03 and 05.
+Used by chapters 00 (on one image), 02, 03, 04 and 05.
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ PAPER_INPUT_SIZES: dict = {
     "02_correlax": (256, 256),
     # Paper 03 (XAI IoU) §3.2.2: patches resized to 224x224; §3.2.3: whole images 1024x512.
     "03_xai_iou": {"patch": (224, 224), "whole": (1024, 512)},
+    # Paper 04 (multi-task fusion) §III-A.1-3: density models 336 x 224, findings model
+    # 1152 x 896, the detector 2700 x 1200 (H x W).
+    "04_multitask_fusion": {
+        "density": (336, 224),
+        "findings": (1152, 896),
+        "detector": (2700, 1200),
+    },
     # Paper 05 (domain shift) §4.2: every mammogram resized to 1152 x 896 (End2End, H x W).
     "05_domain_shift": (1152, 896),
 }
@@ -173,6 +180,39 @@ def pipeline_xai_iou(
             "flipped": was_flipped,
             "norm_stats": IMAGENET_NORMALISATION,
         },
+    )
+
+
+def pipeline_multitask(
+    img, *, size_hw=PAPER_INPUT_SIZES["04_multitask_fusion"]["findings"]
+) -> PipelineResult:
+    """Paper 04 §III-A preprocessing (chapter 04): min-max to [0, 1] -> breast segmented
+    with a non-learning method (Otsu + largest component; the paper follows Shen et al.'s
+    End2End) -> background cleaned (set to 0 outside the breast) -> bicubic resize of the
+    whole image to ``size_hw`` (no crop and no flip: the four-view density model keeps each
+    breast where it lies). Steps: ``unit``, ``breast_mask``, ``cleaned``, ``resized`` (H, W)
+    in [0, 1] (clipped after the bicubic overshoot) and ``breast`` (the mask at
+    ``size_hw``). Each model scales ``resized`` its own way (§III-A.1: density x 255;
+    §III-A.2: findings z-scored per image).
+    """
+    size_hw = as_hw(size_hw, "size_hw")
+    unit = scale_to_unit(_as_mammogram(img))
+    mask = otsu_breast_mask(unit)
+    cleaned = np.where(mask, unit, 0.0).astype(np.float32)
+    resized = np.clip(resize(cleaned, size_hw, interpolation="cubic"), 0.0, 1.0)
+    breast = resize(mask, size_hw, interpolation="nearest")
+    steps = {
+        "unit": unit,
+        "breast_mask": mask,
+        "cleaned": cleaned,
+        "resized": resized,
+        "breast": breast,
+    }
+    return PipelineResult(
+        output=resized,
+        steps=steps,
+        box_transform=BoxTransform(unit.shape, None, False, size_hw),
+        info={},
     )
 
 
