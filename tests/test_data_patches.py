@@ -15,7 +15,9 @@ def _overlap_share(box, patch):
     return inter / min((bx1 - bx0) * (by1 - by0), (x1 - x0) * (y1 - y0))
 
 
-@pytest.mark.parametrize("box", [(40, 50, 52, 60), (30, 30, 110, 100), (0, 0, 10, 8), (110, 118, 120, 128)])
+@pytest.mark.parametrize(
+    "box", [(40, 50, 52, 60), (30, 30, 110, 100), (0, 0, 10, 8), (110, 118, 120, 128)]
+)
 def test_lesion_patches_hold_over_90_percent_of_the_lesion_and_stay_inside(box):
     rng = np.random.default_rng(0)
     out = patches.lesion_patch_boxes(box, (128, 120), 32, 5, rng)
