@@ -696,3 +696,99 @@ def test_chapter_03_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, t
     m = doc["metrics"]
     assert doc["data_source"] == "vindr" and m["n_eval_images"] > 0
     assert "inserted_mass_pointing_per_method" not in m  # phantom-only: skipped
+
+
+CHAPTER_04 = "04_multitask_fusion"
+CHAPTER_04_FIGURES = {
+    "training_curves.png",
+    "froc.png",
+    "n_sweep.png",
+    "roc_fusion.png",
+    "patient_report.png",
+}
+FUSION_MODELS = {"p_score", "p_feat", "p_score_no_density", "p_feat_no_density", "max_pF", "max_pL"}
+
+
+@pytest.mark.notebook
+def test_chapter_04_reports_every_number_the_issue_names(smoke_run):
+    import mammo_helpers as mh
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_04)
+    m = doc["metrics"]
+    for target in ("lesion", "malignancy"):
+        assert set(m[f"auc_{target}"]) == FUSION_MODELS, target
+        assert set(m["wilcoxon_p"][target]) == {
+            f"{m['better_fusion'][target]} vs max_pF",
+            f"{m['better_fusion'][target]} vs max_pL",
+            "p_feat vs p_score",
+            "p_score vs p_score_no_density",
+            "p_feat vs p_feat_no_density",
+        }
+        assert m["better_fusion"][target] in ("p_score", "p_feat")
+    assert len(m["delta_auc_ci"]) == 10
+    for name, est in m["delta_auc_ci"].items():
+        low, high = est["ci"]
+        assert low <= est["delta"] <= high, name
+    assert set(m["density_auc"]) == {"D", "mean_Dv", "Dv_image", "D_no_pretraining"}
+    assert {"F", "F_no_pretraining"} <= set(m["findings_auc"])
+    assert set(m["froc_tpr_at_1fpi"]) == {"any", *mh.vocab.LESION_CLASSES}
+    n_values = set(smoke_run.results[CHAPTER_04].parameters["N_DETECTIONS"])
+    assert {int(n) for t in m["best_n"].values() for n in t.values()} <= n_values
+    assert set(m["fp_normal_images"]) == {"false_positives", "images_with_one", "images"}
+    assert m["fp_normal_images"]["images_with_one"] <= m["fp_normal_images"]["images"]
+    assert {"D @ 0.6", "mean(D^v) @ 0.8"} <= set(m["threshold_table"])
+    assert {"data", "density model D", "findings model F", "detector L", "fusion"} <= set(
+        m["stage_seconds"]
+    )
+    out_dir = Path(smoke_run.results[CHAPTER_04].parameters["OUT_DIR"])
+    assert set(doc["figures"]) >= CHAPTER_04_FIGURES
+    assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_04_FIGURES)
+
+
+@pytest.mark.notebook
+def test_chapter_04_tables_follow_from_its_outputs(smoke_run):
+    doc = _chapter_metrics(smoke_run, CHAPTER_04)
+    m = doc["metrics"]
+    out_dir = Path(smoke_run.results[CHAPTER_04].parameters["OUT_DIR"])
+    table5 = pd.read_csv(out_dir / "table5_fusion.csv").set_index(["target", "model"])
+    for target in ("lesion", "malignancy"):
+        for model, auc in m[f"auc_{target}"].items():
+            assert table5.loc[(target, model), "auc"] == pytest.approx(auc), (target, model)
+    sweep = pd.read_csv(out_dir / "n_sweep.csv")
+    for target, per_model in m["best_n"].items():
+        for model, n in per_model.items():
+            rows = sweep[(sweep.target == target) & (sweep.model == model)]
+            assert rows.loc[rows.val_auc.idxmax(), "n"] == n or rows.val_auc.nunique() < len(rows)
+            chosen = rows[rows.n == n].test_auc.iloc[0]
+            assert chosen == pytest.approx(m[f"auc_{target}"][model]), (target, model)
+    table2 = pd.read_csv(out_dir / "table2_counts.csv").set_index(["group", "value"])
+    assert (table2[["Train", "Validation", "Test"]].sum(axis=1) == table2["Total"]).all()
+    pathology = table2.loc["Pathology", "Total"].sum()
+    assert pathology == m["table2"]["Pathology / normal"]["Total"] + sum(
+        m["table2"][f"Pathology / {p}"]["Total"] for p in ("benign", "malignant")
+    )
+    head = m["headline"]
+    assert head["lesion_auc"] == pytest.approx(m["auc_lesion"][m["better_fusion"]["lesion"]])
+    assert head["lesion_minus_max_pF"] == pytest.approx(
+        head["lesion_auc"] - m["auc_lesion"]["max_pF"]
+    )
+
+
+@pytest.mark.notebook
+def test_chapter_04_refuses_cbis_ddsm_for_the_lesion_target_naming_what_is_missing(tmp_path):
+    """CBIS-DDSM holds only images with lesions and no complete four-view exams: the
+    chapter stops at its data step with a message naming the missing normal exams."""
+    import mammo_helpers as mh
+    from mammo_helpers.run import run_notebook
+    from mammo_helpers.run.execution import NotebookFailed
+
+    data_dir = mh.data.examples.example_dataset("cbis_ddsm", tmp_path / "cbis")
+    with pytest.raises(NotebookFailed) as failed:
+        run_notebook(
+            CHAPTER_04, "smoke", executed_dir=tmp_path / "executed",
+            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="cbis_ddsm",
+            DATA_DIR=str(data_dir),
+        )  # fmt: skip
+    error = failed.value.result.error
+    assert error.get("ename") == "ValueError", error
+    assert "normal exams" in error["evalue"] and "cbis_ddsm" in error["evalue"], error
