@@ -303,6 +303,32 @@ def _snapshot(root: Path) -> dict:
     }
 
 
+def _run_on_read_only_vindr(stem: str, cohort, tmp_path, n_patients: int) -> dict:
+    """Write ``cohort`` in VinDr-Mammo's layout, make it read-only, run chapter ``stem`` at
+    the smoke scale on it (``DATA_SOURCE vindr``), check nothing was written there and
+    return the chapter's metrics.json."""
+    import stat
+
+    import mammo_helpers as mh
+    from mammo_helpers.run import run_notebook
+
+    data_dir = mh.data.examples.phantom_as_vindr(cohort, tmp_path / "vindr", test_fraction=0.3)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _snapshot(data_dir)
+    try:
+        run_notebook(
+            stem, "smoke", executed_dir=tmp_path / "executed",
+            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="vindr",
+            DATA_DIR=str(data_dir), N_PATIENTS=n_patients,
+        )  # fmt: skip
+    finally:
+        assert _snapshot(data_dir) == before
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return json.loads((tmp_path / "results" / stem / "metrics.json").read_text())
+
+
 @pytest.mark.notebook
 def test_readme_real_data_example_reads_and_never_writes_the_dataset(smoke_run, tmp_path):
     """`mammo-run 00 -p DATA_SOURCE vindr -p DATA_DIR /data/vindr` on the VinDr example,
@@ -497,29 +523,12 @@ def test_chapter_02_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, t
     """`mammo-run 02 -p DATA_SOURCE vindr -p DATA_DIR ...` on a phantom cohort written in
     VinDr-Mammo's layout (its CSVs, label spellings and training / test split), read-only:
     the chapter runs end to end on the real-data path and writes nothing there."""
-    import stat
-
     import mammo_helpers as mh
-    from mammo_helpers.run import run_notebook
 
     cohort = mh.data.load_source(
         "phantom", n_patients=16, seed=5, spacing_mm=0.6, lesion_prevalence=0.8, progress=False
     )
-    data_dir = mh.data.examples.phantom_as_vindr(cohort, tmp_path / "vindr", test_fraction=0.3)
-    for path in [data_dir, *data_dir.rglob("*")]:
-        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    before = _snapshot(data_dir)
-    try:
-        run_notebook(
-            CHAPTER_02, "smoke", executed_dir=tmp_path / "executed",
-            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="vindr",
-            DATA_DIR=str(data_dir), N_PATIENTS=16,
-        )  # fmt: skip
-    finally:
-        assert _snapshot(data_dir) == before
-        for path in [data_dir, *data_dir.rglob("*")]:
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    doc = json.loads((tmp_path / "results" / CHAPTER_02 / "metrics.json").read_text())
+    doc = _run_on_read_only_vindr(CHAPTER_02, cohort, tmp_path, 16)
     m = doc["metrics"]
     assert doc["data_source"] == "vindr" and "map_pixel_auc" not in m  # phantom-only: skipped
     assert (
@@ -669,30 +678,13 @@ def test_chapter_03_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, t
     """`mammo-run 03 -p DATA_SOURCE vindr -p DATA_DIR ...` on a phantom cohort in
     VinDr-Mammo's layout (BI-RADS 5 for its malignant findings: the malignancy proxy),
     read-only: the chapter runs end to end and writes nothing there."""
-    import stat
-
     import mammo_helpers as mh
-    from mammo_helpers.run import run_notebook
 
     cohort = mh.data.load_source(
         "phantom", n_patients=24, seed=0, spacing_mm=0.6, lesion_prevalence=0.6, progress=False,
         sites=("site_A", "site_C"), site_weights=(0.5, 0.5),
     )  # fmt: skip
-    data_dir = mh.data.examples.phantom_as_vindr(cohort, tmp_path / "vindr", test_fraction=0.3)
-    for path in [data_dir, *data_dir.rglob("*")]:
-        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    before = _snapshot(data_dir)
-    try:
-        run_notebook(
-            CHAPTER_03, "smoke", executed_dir=tmp_path / "executed",
-            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="vindr",
-            DATA_DIR=str(data_dir), N_PATIENTS=24,
-        )  # fmt: skip
-    finally:
-        assert _snapshot(data_dir) == before
-        for path in [data_dir, *data_dir.rglob("*")]:
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    doc = json.loads((tmp_path / "results" / CHAPTER_03 / "metrics.json").read_text())
+    doc = _run_on_read_only_vindr(CHAPTER_03, cohort, tmp_path, 24)
     m = doc["metrics"]
     assert doc["data_source"] == "vindr" and m["n_eval_images"] > 0
     assert "inserted_mass_pointing_per_method" not in m  # phantom-only: skipped
