@@ -8,6 +8,8 @@ adjacent ordinal classes (BI-RADS density, chapter 01), and the per-label table 
 multi-label classifier (chapter 02). Chapter 04 adds the area under the precision-recall
 curve, a binary summary and threshold table, paired model comparisons (a paired bootstrap
 of the AUC difference and Wilcoxon signed-rank tests) and FROC curves of a lesion detector.
+Chapter 05 adds the G-mean-optimal threshold, sensitivity and specificity at a fixed
+threshold with patient-bootstrap intervals, and the relative drop of a metric in percent.
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ __all__ = [
     "f1_thresholds",
     "fp_images",
     "froc",
+    "gmean_threshold",
     "macro_auc",
     "multilabel_table",
     "one_vs_rest_auc",
+    "operating_point",
     "ordinal_cutpoints",
     "paired_auc_delta",
     "per_class_auc_ci",
+    "percent_drop",
     "recall_ci",
     "roc_auc",
     "threshold_table",
@@ -559,6 +564,83 @@ def threshold_table(y_true, score, thresholds):
             }
         )
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------- operating points
+def _two_classes(y_true, score, where: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        y, s = _nonempty_binary(y_true, score)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    n_pos = int(y.sum())
+    if n_pos in (0, len(y)):
+        only = "positives" if n_pos else "negatives"
+        raise ValueError(
+            f"{where}: a threshold search needs both classes, got only {only} ({len(y)} samples)"
+        )
+    return y, s
+
+
+def gmean_threshold(y_true, score, *, where: str = "gmean_threshold") -> float:
+    """The threshold ``t`` of the decision ``score >= t`` that maximises the G-mean
+    ``sqrt(sensitivity * specificity)`` (paper 05 §4.6: chosen on the validation split, then
+    fixed for the test split; chapter 05). Every distinct score is a candidate (scikit-learn's
+    ROC curve without dropping collinear points); among equal G-means the highest threshold
+    wins. One class only, or non-finite scores: ``ValueError`` naming ``where`` (e.g. the
+    model and split)."""
+    from sklearn.metrics import roc_curve
+
+    y, s = _two_classes(y_true, score, where)
+    fpr, tpr, cuts = roc_curve(y, s, drop_intermediate=False)
+    gmean = np.sqrt(tpr * (1.0 - fpr))[1:]  # cuts[0] is +inf (nothing positive)
+    best = np.flatnonzero(gmean >= gmean.max() - 1e-12)[0]  # ties up to rounding: highest cut
+    return float(cuts[1:][best])
+
+
+def _rate(label: int):
+    """The share of ``label`` samples decided as ``label`` (sensitivity for 1, specificity
+    for 0); ``ValueError`` when a resample holds no such sample."""
+
+    def statistic(y: np.ndarray, decided: np.ndarray) -> float:
+        mine = y == label
+        if not mine.any():
+            raise ValueError("no sample of this class")
+        return float((decided[mine] == label).mean())
+
+    return statistic
+
+
+def operating_point(
+    y_true,
+    score,
+    threshold: float,
+    groups=None,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    where: str = "operating_point",
+) -> dict:
+    """Sensitivity, specificity and their G-mean at the decision ``score >= threshold``,
+    each rate as an :class:`Estimate` with a percentile bootstrap over ``groups`` (patients),
+    as paper 05 reports them beside the AUC (Tables 2-5, 8-9; chapter 05)."""
+    y, s = _two_classes(y_true, score, where)
+    threshold = _threshold(threshold)
+    decided = (s >= threshold).astype(int)
+    kw = {"n_boot": n_boot, "seed": seed}
+    sens = bootstrap_ci(_rate(1), y, decided, groups, **kw)
+    spec = bootstrap_ci(_rate(0), y, decided, groups, **kw)
+    gmean = math.sqrt(sens.value * spec.value)
+    return {"threshold": threshold, "sensitivity": sens, "specificity": spec, "gmean": gmean}
+
+
+def percent_drop(reference: float, value: float) -> float:
+    """How far ``value`` falls below ``reference``, in percent of ``reference``:
+    ``100 * (reference - value) / reference`` (negative for a gain). Paper 05 §6.1 reports
+    the out-of-domain AUC drop this way: (0.967 - 0.755) / 0.967 = 21.92 %. Chapter 05."""
+    ref, val = _threshold(reference, "reference"), _threshold(value, "value")
+    if ref == 0 or not math.isfinite(ref) or not math.isfinite(val):
+        raise ValueError(f"percent_drop needs a finite, non-zero reference, got {reference!r}")
+    return 100.0 * (ref - val) / ref
 
 
 # ------------------------------------------------------------------- paired comparisons

@@ -743,3 +743,78 @@ def test_tpr_at_fpi_reads_the_curve_as_steps():
         metrics.tpr_at_fpi(curve, -1)
     with pytest.raises(ValueError, match="no column"):
         metrics.tpr_at_fpi(curve.drop(columns="fpi"))
+
+
+# ------------------------------------------------------------------- operating points
+def _brute_gmean(y, s):
+    """The G-mean maximum over every distinct score, by a plain loop (highest cut on ties)."""
+    best, best_cut = -1.0, None
+    for cut in sorted(set(s.tolist()), reverse=True):
+        pred = s >= cut
+        sens = pred[y == 1].mean()
+        spec = (~pred[y == 0]).mean()
+        g = np.sqrt(sens * spec)
+        if g > best + 1e-15:
+            best, best_cut = g, cut
+    return best_cut
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gmean_threshold_equals_a_brute_force_search(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 80)
+    y[:2] = [0, 1]
+    s = np.round(y * rng.uniform(0, 1.5) + rng.normal(size=80), 1)  # ties on purpose
+    assert mh.metrics.gmean_threshold(y, s) == _brute_gmean(y, s)
+
+
+def test_gmean_threshold_hand_case_and_bad_input():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.7, 0.3, 0.8, 0.9])
+    # cut 0.3: sens 1, spec 2/3 -> 0.816; cut 0.8: sens 2/3, spec 1 -> 0.816 (tie: higher wins)
+    assert mh.metrics.gmean_threshold(y, s) == 0.8
+    separable = mh.metrics.gmean_threshold([0, 0, 1, 1], [0.1, 0.2, 0.6, 0.9])
+    assert separable == 0.6
+    with pytest.raises(ValueError, match="val split.*only positives"):
+        mh.metrics.gmean_threshold([1, 1, 1], [0.1, 0.5, 0.9], where="val split")
+    with pytest.raises(ValueError, match="only negatives"):
+        mh.metrics.gmean_threshold([0, 0], [0.1, 0.5])
+    with pytest.raises(ValueError, match="test split: score holds 1 non-finite"):
+        mh.metrics.gmean_threshold([0, 1], [0.1, np.nan], where="test split")
+
+
+def test_operating_point_equals_sklearn_and_resamples_patients():
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 120)
+    s = y * 0.8 + rng.normal(size=120)
+    groups = np.repeat(np.arange(30), 4)
+    out = mh.metrics.operating_point(y, s, 0.4, groups, n_boot=300, seed=1)
+    pred = (s >= 0.4).astype(int)
+    assert out["sensitivity"].value == pytest.approx(recall_score(y, pred, pos_label=1))
+    assert out["specificity"].value == pytest.approx(recall_score(y, pred, pos_label=0))
+    assert out["gmean"] == pytest.approx(
+        np.sqrt(out["sensitivity"].value * out["specificity"].value)
+    )
+    for key in ("sensitivity", "specificity"):
+        est = out[key]
+        assert est.low < est.value < est.high
+    # resampling 30 patients gives a wider interval than resampling 120 images
+    images = mh.metrics.operating_point(y, s, 0.4, None, n_boot=300, seed=1)
+    group_width = out["sensitivity"].high - out["sensitivity"].low
+    image_width = images["sensitivity"].high - images["sensitivity"].low
+    assert group_width != image_width
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        mh.metrics.operating_point(y, s, None)
+
+
+def test_percent_drop_reproduces_paper_05():
+    # §6.1: INbreast in-domain (Table 2) against the private set (Table 4)
+    assert mh.metrics.percent_drop(0.967, 0.755) == pytest.approx(21.92, abs=0.005)
+    assert mh.metrics.percent_drop(0.870, 0.666) == pytest.approx(23.45, abs=0.005)
+    assert mh.metrics.percent_drop(0.974, 0.790) == pytest.approx(18.89, abs=0.005)
+    # §6.3: a gain is a negative drop (Config 2, AUC +7.15 %)
+    assert mh.metrics.percent_drop(0.755, 0.809) == pytest.approx(-7.15, abs=0.005)
+    with pytest.raises(ValueError, match="non-zero reference"):
+        mh.metrics.percent_drop(0.0, 0.5)
