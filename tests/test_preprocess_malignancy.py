@@ -136,3 +136,23 @@ def test_study_images_and_balanced_splits():
     no_boxes = df.assign(findings=[[]] * len(df))
     with pytest.raises(ValueError, match="rsna: no image holds a malignant finding"):
         mal.study_images(no_boxes, "rsna")
+
+
+def test_malignancy_label_prefers_the_cancer_flag_then_the_findings():
+    import pandas as pd
+
+    from mammo_helpers.preprocess.malignancy import malignancy_label
+
+    benign = {"label": "mass", "malignant": False, "birads": None}
+    malignant = {"label": "mass", "malignant": True, "birads": None}
+    suspicious = {"label": "mass", "malignant": None, "birads": "4"}
+    probably_benign = {"label": "mass", "malignant": None, "birads": "3"}
+    df = pd.DataFrame({
+        "cancer": pd.array([1, 0, None, None, None, None, 0], dtype="Int64"),
+        "findings": [[], [malignant], [malignant], [benign], [suspicious], [probably_benign], []],
+    })  # fmt: skip
+    # the flag wins where given (even against a finding); findings decide where it is missing
+    assert malignancy_label(df).tolist() == [1, 0, 1, 0, 1, 0, 0]
+    assert str(malignancy_label(df).dtype) == "Int64"
+    with pytest.raises(ValueError, match="inbreast: no cancer column"):
+        malignancy_label(df.drop(columns="cancer"), "inbreast")

@@ -21,7 +21,16 @@ Conventions
 
 from .breast import breast_box, infer_laterality, otsu_breast_mask, remove_burned_in_text
 from .geometry import crop, flip_to_laterality, resize, warp_like
-from .intensity import clahe, clahe_fusion, featurewise_mean, scale_to_unit, to_uint8, to_uint16
+from .intensity import (
+    clahe,
+    clahe_fusion,
+    featurewise_mean,
+    match_quantiles,
+    reference_quantiles,
+    scale_to_unit,
+    to_uint8,
+    to_uint16,
+)
 from .pipelines import (
     CLIP_NORMALISATION,
     END2END_PIXEL_MEANS,
@@ -47,6 +56,8 @@ __all__ = [
     "clahe_fusion",
     "crop",
     "featurewise_mean",
+    "match_quantiles",
+    "reference_quantiles",
     "flip_to_laterality",
     "imagenet_normalise",
     "infer_laterality",

@@ -1,5 +1,6 @@
 """Intensity operations: min-max scaling, 8/16-bit conversion, CLAHE and the CLAHE channel
-fusion of paper 02, the featurewise mean of paper 05. Chapters 00, 02, 03, 05.
+fusion of paper 02, the featurewise mean of paper 05 and histogram matching inside the breast
+(chapter 05). Chapters 00, 02, 03, 05.
 """
 
 from __future__ import annotations
@@ -112,3 +113,41 @@ def featurewise_mean(images: Iterable) -> float:
     if count == 0:
         raise ValueError("featurewise_mean needs at least one non-empty image")
     return total / count
+
+
+def reference_quantiles(images: Iterable, masks: Iterable, n: int = 1024) -> np.ndarray:
+    """``n`` evenly spaced quantiles of the pooled in-mask pixels of ``images`` (a
+    domain's intensity distribution; each image weighs by its breast area). The reference
+    of :func:`match_quantiles`. Chapter 05 (histogram matching to the source domain)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    pooled = []
+    for i, (im, m) in enumerate(zip(images, masks, strict=True)):
+        img = _as_image(im, f"images[{i}]")
+        mask = _as_mask(m, img.shape, f"masks[{i}]")
+        pooled.append(img[mask].astype(np.float64))
+    values = np.concatenate(pooled) if pooled else np.zeros(0)
+    if not values.size:
+        raise ValueError("reference_quantiles: the masks hold no pixel")
+    return np.quantile(values, np.linspace(0.0, 1.0, n))
+
+
+def match_quantiles(img, mask, quantiles) -> np.ndarray:
+    """``img`` with its in-mask pixels mapped so that their distribution follows
+    ``quantiles`` (:func:`reference_quantiles`): each pixel goes to the reference quantile
+    at its own rank (mid-ranks for ties), as histogram matching does
+    (``skimage.exposure.match_histograms``, which cannot restrict itself to the breast).
+    Pixels outside the mask are set to the reference minimum. Chapter 05."""
+    img = _as_image(img, "img")
+    mask = _as_mask(mask, img.shape, "mask")
+    q = np.asarray(quantiles, dtype=np.float64)
+    if q.ndim != 1 or len(q) < 2 or not np.isfinite(q).all() or (np.diff(q) < 0).any():
+        raise ValueError("quantiles must be a finite, non-decreasing 1-D array of >= 2 values")
+    if not mask.any():
+        raise ValueError("match_quantiles: the mask holds no pixel")
+    values = img[mask].astype(np.float64)
+    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    rank = (np.cumsum(counts) - 0.5 * counts) / len(values)  # mid-rank of each distinct value
+    out = np.full(img.shape, q[0], dtype=np.float64)
+    out[mask] = np.interp(rank, np.linspace(0.0, 1.0, len(q)), q)[inverse]
+    return out

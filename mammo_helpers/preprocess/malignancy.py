@@ -4,7 +4,7 @@ with their exact lesion and breast masks moved like the image; and, for the patc
 classifier, one lesion-centred patch per malignant finding plus one normal patch from the
 same image.
 
-Malignant means a finding with ``malignant=True`` (the phantom, CBIS-DDSM, EMBED) or, where
+Chapter 05 takes its image label from :func:`malignancy_label`. Malignant means a finding with ``malignant=True`` (the phantom, CBIS-DDSM, EMBED) or, where
 a dataset has no pathology (VinDr-Mammo), a finding of BI-RADS 4 or 5: a stated proxy.
 Normal means an image without any finding and without a cancer flag. Images holding only
 benign findings belong to neither class and are left out (counted by :func:`image_classes`).
@@ -36,6 +36,7 @@ __all__ = [
     "load_case",
     "load_cases",
     "malignant_findings",
+    "malignancy_label",
     "study_images",
 ]
 
@@ -60,6 +61,21 @@ def is_malignant(finding: dict) -> bool:
 def malignant_findings(findings) -> list[dict]:
     """The malignant findings of one image (:func:`is_malignant`)."""
     return [f for f in findings if is_malignant(f)]
+
+
+def malignancy_label(manifest: pd.DataFrame, where: str = "manifest") -> pd.Series:
+    """Per image 1 or 0 (``Int64``): the image's ``cancer`` flag where the dataset gives
+    one, else whether one of its findings is malignant (:func:`is_malignant`: pathology, or
+    BI-RADS 4-5 as the proxy, e.g. INbreast). Chapter 05's image label (malignant against
+    non-malignant views, Tables 2-4). A manifest without ``cancer`` or ``findings`` is an
+    error naming ``where``."""
+    missing = [c for c in ("cancer", "findings") if c not in manifest.columns]
+    if missing:
+        raise ValueError(f"{where}: no {' or '.join(missing)} column for a malignancy label")
+    from_findings = manifest.findings.map(lambda fs: int(bool(malignant_findings(fs))))
+    flag = manifest.cancer.astype("Float64")
+    label = flag.where(flag.notna(), from_findings.astype("Float64"))
+    return label.astype("Int64").rename("malignant")
 
 
 def image_classes(manifest: pd.DataFrame) -> pd.Series:
