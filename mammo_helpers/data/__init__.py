@@ -5,8 +5,8 @@ Every chapter (00-05) gets its images with :func:`load_source` (``mh.data.load_s
 Submodules load lazily on first attribute access (``mh.data.manifest``, ``mh.data.splits``,
 ``mh.data.cohort``, ``mh.data.adapters``, ``mh.data.examples``, ``mh.data.phantom``,
 ``mh.data.reports``, ``mh.data.images``, ``mh.data.crops``,
-``mh.data.patches``, ``mh.data.exams``), so importing the package stays cheap and has no
-side effects.
+``mh.data.patches``, ``mh.data.exams``, ``mh.data.casecontrol``,
+``mh.data.phantom_formats``), so importing the package stays cheap and has no side effects.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __getattr__, __dir__, __all__ = lazy_attributes(
     __name__,
     {
         "adapters",
+        "casecontrol",
         "cohort",
         "crops",
         "examples",
@@ -25,6 +26,7 @@ __getattr__, __dir__, __all__ = lazy_attributes(
         "manifest",
         "patches",
         "phantom",
+        "phantom_formats",
         "reports",
         "sources",
         "splits",
