@@ -509,3 +509,17 @@ def test_phantom_manifest_gives_exams(phantom):
     assert table["malignant"].tolist() == [int(any(x["malignant"] for x in f)) for f in found]
     assert set(table["pathology"]) <= set(ex.PATHOLOGIES)
     assert set(table["lesion_type"]) <= set(ex.LESION_TYPES)
+
+
+def test_lesion_class_index_leaves_zero_for_the_background():
+    indices = {
+        ("calcification", False): 1,
+        ("calcification", True): 2,
+        ("mass", False): 3,
+        ("mass", True): 4,
+        ("asymmetry", True): 4,
+    }
+    for (label, malignant), index in indices.items():
+        assert ex.lesion_class_index(make_finding(label, 0, 0, 1, 1, malignant)) == index
+    with pytest.raises(ValueError, match="^image 'q': unknown lesion class 'lymph_node'"):
+        ex.lesion_class_index(make_finding("lymph_node", 0, 0, 1, 1, True), "image 'q'")

@@ -62,3 +62,48 @@ def test_cut_and_bad_arguments():
         patches.lesion_patch_boxes(
             (1, 1, 2, 2), (10, 10), 4, 1, np.random.default_rng(0), min_overlap=1.5
         )
+
+
+def test_training_patches_labels_counts_and_positions():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(3, 64, 48)).astype(np.float32)
+    breasts = np.zeros((3, 64, 48), bool)
+    breasts[:, :, :40] = True
+    boxes = [np.array([[10.0, 10.0, 18.0, 18.0], [30.0, 40.0, 36.0, 46.0]]), [], np.zeros((0, 4))]
+    x, y = patches.training_patches(images, breasts, boxes, 16, n=3, seed=4)
+    assert x.shape == (12, 1, 16, 16) and x.dtype == np.float32
+    assert y.tolist() == [1] * 6 + [0] * 6  # image 0's two lesions, then images 1 and 2
+    # every patch is a window of its image; lesion patches cover > 90 % of their box
+    again, _ = patches.training_patches(images, breasts, boxes, 16, n=3, seed=4)
+    np.testing.assert_array_equal(x, again)
+    other, _ = patches.training_patches(images, breasts, boxes, 16, n=3, seed=5)
+    assert not np.array_equal(x, other)
+    only_second, y2 = patches.training_patches(images, breasts, boxes, 16, index=[1], n=2, seed=0)
+    assert y2.tolist() == [0, 0]
+    windows = np.lib.stride_tricks.sliding_window_view(images[1], (16, 16))
+    for patch in only_second[:, 0]:
+        hits = np.argwhere((windows == patch).all(axis=(2, 3)))
+        assert len(hits) == 1
+        top, left = hits[0]
+        assert breasts[1, top : top + 16, left : left + 16].mean() > 0.9
+
+
+def test_training_patches_without_any_fit_is_an_error():
+    images = np.zeros((1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="does not fit"):
+        patches.training_patches(images, np.ones((1, 8, 8), bool), [[]], 16)
+    with pytest.raises(ValueError, match="no patch of 4 px"):
+        patches.training_patches(images, np.zeros((1, 8, 8), bool), [[]], 4)
+
+
+def test_training_patches_carry_each_boxs_class():
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(2, 64, 64)).astype(np.float32)
+    breasts = np.ones((2, 64, 64), bool)
+    boxes = [np.array([[10.0, 10.0, 18.0, 18.0], [40.0, 40.0, 48.0, 48.0]]), []]
+    _, y = patches.training_patches(images, breasts, boxes, 16, labels=[[4, 2], []], n=2)
+    assert y.tolist() == [4, 4, 2, 2, 0, 0]
+    with pytest.raises(ValueError, match="image 0 needs one label >= 1 per box"):
+        patches.training_patches(images, breasts, boxes, 16, labels=[[4], []])
+    with pytest.raises(ValueError, match="image 0 needs one label >= 1 per box"):
+        patches.training_patches(images, breasts, boxes, 16, labels=[[0, 1], []])

@@ -79,6 +79,16 @@ def lesion_class(finding: dict, where: str = "") -> str:
     return f"{'malignant' if malignant else 'benign'}_{family}"
 
 
+#: Class index of each lesion class, 0 left for the background: the detector's labels
+#: (chapter 04) and End2End's patch classes (chapter 05, ``mh.models.end2end.PATCH_CLASSES``).
+LESION_CLASS_INDEX: dict[str, int] = {name: i + 1 for i, name in enumerate(LESION_CLASSES)}
+
+
+def lesion_class_index(finding: dict, where: str = "") -> int:
+    """``LESION_CLASS_INDEX`` of the finding's :func:`lesion_class` (errors as there)."""
+    return LESION_CLASS_INDEX[lesion_class(finding, where)]
+
+
 def _image_classes(df: pd.DataFrame) -> list[list[str]]:
     """The lesion classes of each row's findings (in finding order), raising per image."""
     out = []
@@ -529,6 +539,7 @@ __all__ = [
     "DENSE_DENSITIES",
     "FATTY_DENSITIES",
     "LESION_CLASSES",
+    "LESION_CLASS_INDEX",
     "LESION_TYPES",
     "PAPER_TABLE2",
     "PATHOLOGIES",
@@ -539,6 +550,7 @@ __all__ = [
     "exam_table",
     "image_lesion_classes",
     "lesion_class",
+    "lesion_class_index",
     "require_lesion_target",
     "require_malignancy_target",
     "split_exams",

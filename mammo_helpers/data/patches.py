@@ -8,6 +8,9 @@ a normal patch is placed at random so that more than ``min_overlap`` of its pixe
 the breast. Placements are drawn uniformly among those allowed (rejection sampling, with a
 fixed number of tries); a lesion or image that allows none gives fewer patches, counted.
 Patches are cut from the model-input image (the same scale as the findings model sees).
+:func:`training_patches` does it for a set of images; chapter 05 uses it for End2End's
+patch classifier (the same recipe: Shen et al. also start from lesion and background
+patches).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from mammo_helpers.boxes import as_boxes, as_hw
 
-__all__ = ["lesion_patch_boxes", "normal_patch_boxes", "cut"]
+__all__ = ["lesion_patch_boxes", "normal_patch_boxes", "cut", "training_patches"]
 
 TRIES = 1000
 
@@ -92,3 +95,33 @@ def cut(image, boxes) -> np.ndarray:
         if boxes
         else np.zeros((0, 0, 0), image.dtype)
     )
+
+
+def training_patches(
+    images, breasts, boxes, size: int, *, labels=None, index=None, n: int = 5, seed: int = 0
+):
+    """Lesion and normal patches of the images ``index`` (default: all), in that order:
+    ``n`` per lesion box of an image with boxes, ``n`` from the breast of an image without
+    (label 0). ``images`` (N, H, W), ``breasts`` (N, H, W) boolean masks, ``boxes`` one
+    (K, 4) array-like per image in the images' pixels; ``labels`` one sequence of K class
+    indices >= 1 per image (End2End's classes, chapter 05), or None: every lesion is 1
+    (chapter 04). Returns ``(x, y)``: patches (M, 1, size, size) and labels (M,)."""
+    rng = np.random.default_rng(seed)
+    index = range(len(images)) if index is None else index
+    xs, ys = [], []
+    for i in index:
+        image, found = np.asarray(images[i]), as_boxes(boxes[i])
+        classes = [1] * len(found) if labels is None else list(labels[i])
+        if len(classes) != len(found) or min(classes, default=1) < 1:
+            raise ValueError(f"training_patches: image {i} needs one label >= 1 per box")
+        if len(found):
+            for box, label in zip(found, classes, strict=True):
+                cuts = lesion_patch_boxes(box, image.shape, size, n, rng)
+                xs.append(cut(image, cuts)), ys.extend([label] * len(cuts))
+        else:
+            cuts = normal_patch_boxes(breasts[i], size, n, rng)
+            xs.append(cut(image, cuts)), ys.extend([0] * len(cuts))
+    xs = [x for x in xs if len(x)]
+    if not xs:
+        raise ValueError(f"training_patches: no patch of {size} px fits the images given")
+    return np.concatenate(xs)[:, None], np.asarray(ys, dtype=np.int64)
