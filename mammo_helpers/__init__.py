@@ -10,7 +10,9 @@ paper-vs-measured table). Shared pieces: ``mh.vocab`` (views, lateralities, labe
 (AUCs with patient-bootstrap intervals), ``mh.training`` (the training loop),
 ``mh.models`` (CLIP loader, losses), ``mh.xai`` (Grad-CAM and where a map looks),
 ``mh.learnability`` (chapter 00's small-CNN check
-of the cohort), ``mh.timing`` (benchmarks, seconds per stage), ``mh.plotting`` and ``mh.run`` (the papermill runner behind ``mammo-run``).
+of the cohort), ``mh.radiomics`` (handcrafted breast features and the radiomic model of
+chapter 05), ``mh.timing`` (benchmarks, seconds per stage), ``mh.plotting`` and ``mh.run``
+(the papermill runner behind ``mammo-run``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __getattr__, _dir, _names = lazy_attributes(
         "paths",
         "plotting",
         "preprocess",
+        "radiomics",
         "repro",
         "results",
         "run",
