@@ -28,6 +28,7 @@ def test_names_resolve_to_modules_and_exported_functions():
         "clip_training",
         "crop_training",
         "detection",
+        "end2end",
         "fusion",
         "image_training",
         "losses",

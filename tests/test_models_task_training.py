@@ -115,3 +115,36 @@ def test_four_view_model_trains_through_the_same_recipe():
     assert len(history.rows) == 2
     p, feats = task_training.predict(d, x)
     assert feats.shape == (8, d.feature_dim) and np.all((p >= 0) & (p <= 1))
+
+
+def test_augment_shifts_and_zooms_within_their_ranges_and_draws_nothing_extra_without():
+    img = torch.zeros(1, 1, 41, 41)
+    img[..., 20, 20] = 1.0  # an impulse at the centre
+    moves = set()
+    for s in range(30):
+        out = task_training.augment(
+            img, torch.Generator().manual_seed(s), hflip=False, degrees=0, crop=None,
+            translate=0.1,
+        )  # fmt: skip
+        r, c = np.unravel_index(int(out[0, 0].argmax()), (41, 41))
+        moves.add((int(r) - 20, int(c) - 20))
+        assert abs(r - 20) <= 4 and abs(c - 20) <= 4  # 10 % of 41 px, rounded
+    assert len(moves) > 5  # it does move, in both directions
+    assert min(m[1] for m in moves) < 0 < max(m[1] for m in moves)
+    ramp = torch.linspace(-1, 1, 41).repeat(41, 1)[None, None]
+    slopes = []
+    for s in range(30):
+        out = task_training.augment(
+            ramp, torch.Generator().manual_seed(s), hflip=False, degrees=0, crop=None, zoom=0.2
+        )
+        slopes.append(
+            float(out[0, 0, 20, 25] - out[0, 0, 20, 15])
+            / float(ramp[0, 0, 20, 25] - ramp[0, 0, 20, 15])
+        )
+    # a zoom by z stretches the ramp by z: slopes in [0.8, 1.2], both sides of 1
+    assert 0.79 < min(slopes) < 1.0 < max(slopes) < 1.21
+    # without shift or zoom the generator advances exactly as before (chapter 04's draws)
+    gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    task_training.augment(torch.rand(2, 1, 8, 8), gen_a, degrees=5, crop=(0.9, 1.0))
+    torch.rand(14, generator=gen_b)
+    assert torch.equal(torch.rand(4, generator=gen_a), torch.rand(4, generator=gen_b))

@@ -35,7 +35,7 @@ __all__ = ["augment", "batches", "cached", "predict", "train"]
 MONITORS = {"val_loss": "min", "val_auc": "max"}
 
 
-def _augment_image(img, gen, *, hflip, vflip, degrees, crop, shear):
+def _augment_image(img, gen, *, hflip, vflip, degrees, crop, shear, translate, zoom):
     import torch
     from torchvision.transforms.v2 import functional as TF
 
@@ -44,9 +44,19 @@ def _augment_image(img, gen, *, hflip, vflip, degrees, crop, shear):
         img = TF.horizontal_flip(img)
     if vflip and u[1] < 0.5:
         img = TF.vertical_flip(img)
-    if degrees or shear:
+    move = [0, 0]
+    scale = 1.0
+    if translate or zoom:  # drawn only when asked, so chapter 04's draws stay as they were
+        v = torch.rand(3, generator=gen)
+        h, w = img.shape[-2:]
+        move = [
+            round(float((2 * v[0] - 1) * translate * w)),
+            round(float((2 * v[1] - 1) * translate * h)),
+        ]
+        scale = float(1 + (2 * v[2] - 1) * zoom)
+    if degrees or shear or translate or zoom:
         angle = float((2 * u[2] - 1) * degrees)
-        img = TF.affine(img, angle=angle, translate=[0, 0], scale=1.0,
+        img = TF.affine(img, angle=angle, translate=move, scale=scale,
                         shear=[float((2 * u[3] - 1) * shear), 0.0])  # fmt: skip
     if crop is not None:
         h, w = img.shape[-2:]
@@ -57,21 +67,27 @@ def _augment_image(img, gen, *, hflip, vflip, degrees, crop, shear):
     return img
 
 
-def augment(x, generator, *, hflip=True, vflip=False, degrees=15.0, crop=(0.85, 1.0), shear=0.0):
+def augment(
+    x, generator, *, hflip=True, vflip=False, degrees=15.0, crop=(0.85, 1.0), shear=0.0,
+    translate=0.0, zoom=0.0,
+):  # fmt: skip
     """A batch (B, C, H, W) or four-view batch (B, V, C, H, W) augmented image by image
     with draws from ``generator``: flips, a rotation by a uniform angle in
     [-``degrees``, ``degrees``], a shear by a uniform angle in [-``shear``, ``shear``]
-    (degrees, along x), and a crop of a uniform share in ``crop`` of the image's area
-    (same aspect) resized back (``crop=None``: none). Zero fill outside the image."""
+    (degrees, along x), shifts by uniform shares in [-``translate``, ``translate``] of the
+    width and height, a zoom by a uniform factor in [1 - ``zoom``, 1 + ``zoom``] (paper 05's
+    Table 7), and a crop of a uniform share in ``crop`` of the image's area (same aspect)
+    resized back (``crop=None``: none). Zero fill outside the image. Chapters 04, 05."""
     import torch
 
-    kw = {"hflip": hflip, "vflip": vflip, "degrees": degrees, "crop": crop, "shear": shear}
+    kw = {"hflip": hflip, "vflip": vflip, "degrees": degrees, "crop": crop, "shear": shear,
+          "translate": translate, "zoom": zoom}  # fmt: skip
     if x.ndim == 5:
         return torch.stack([augment(x[:, v], generator, **kw) for v in range(x.shape[1])], 1)
     return torch.stack([_augment_image(img, generator, **kw) for img in x])
 
 
-def _arrays(x, y):
+def _arrays(x, y, n_classes: int = 2):
     import torch
 
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -80,9 +96,10 @@ def _arrays(x, y):
         raise ValueError(
             f"x must be (N, C, H, W) or (N, 4, C, H, W) with N = len(y) > 0; got {tuple(x.shape)}"
         )
-    bad = sorted(set(y.unique().tolist()) - {0, 1})
+    bad = sorted(set(y.unique().tolist()) - set(range(n_classes)))
     if bad:
-        raise ValueError(f"labels must be 0 or 1; found {bad}")
+        allowed = "0 or 1" if n_classes == 2 else f"0 ... {n_classes - 1}"
+        raise ValueError(f"labels must be {allowed}; found {bad}")
     return x, y
 
 
@@ -98,14 +115,17 @@ def _epoch_order(y, gen, balanced: bool):
     return torch.multinomial(weights, len(y), replacement=True, generator=gen)
 
 
-def batches(x, y, *, batch_size: int, seed: int, augment_kw=None, balanced: bool = False):
+def batches(
+    x, y, *, batch_size: int, seed: int, augment_kw=None, balanced: bool = False, n_classes=2
+):
     """``batches(epoch)`` for :func:`~mammo_helpers.training.fit`: a seeded pass over
     ``(x, y)`` per epoch, augmented with :func:`augment` (``augment_kw``; None: no
     augmentation). ``balanced``: each epoch draws ``len(y)`` samples with replacement,
-    both classes equally likely (paper 04's balanced batches)."""
+    both classes equally likely (paper 04's balanced batches). Labels are 0 ...
+    ``n_classes`` - 1 (End2End's patch classes, chapter 05: 5)."""
     import torch
 
-    x, y = _arrays(x, y)
+    x, y = _arrays(x, y, n_classes)
 
     def of_epoch(epoch: int):
         gen = torch.Generator().manual_seed(int(seed) * 10_007 + int(epoch))
