@@ -103,6 +103,13 @@ def test_training_patches_carry_each_boxs_class():
     boxes = [np.array([[10.0, 10.0, 18.0, 18.0], [40.0, 40.0, 48.0, 48.0]]), []]
     _, y = patches.training_patches(images, breasts, boxes, 16, labels=[[4, 2], []], n=2)
     assert y.tolist() == [4, 4, 2, 2, 0, 0]
+    x3, y3, src = patches.training_patches(
+        images, breasts, boxes, 16, labels=[[4, 2], []], n=2, index=[1, 0], return_index=True
+    )
+    assert src.tolist() == [1, 1, 0, 0, 0, 0] and y3.tolist() == [0, 0, 4, 4, 2, 2]
+    for patch, i in zip(x3[:, 0], src, strict=True):  # each patch is a window of its image
+        windows = np.lib.stride_tricks.sliding_window_view(images[i], (16, 16))
+        assert (windows == patch).all(axis=(2, 3)).any()
     with pytest.raises(ValueError, match="image 0 needs one label >= 1 per box"):
         patches.training_patches(images, breasts, boxes, 16, labels=[[4], []])
     with pytest.raises(ValueError, match="image 0 needs one label >= 1 per box"):

@@ -229,7 +229,7 @@ def test_evaluate_patches_equals_hand_computed_scores():
     x, y = _patches(40)
     model = end2end.build_patch_classifier("vgg_small", width=4, seed=0)
     out = end2end.evaluate_patches(model, x, y)
-    p = end2end._probabilities(model, x)
+    p = end2end.probabilities(model, x)
     assert out["val_loss"] == pytest.approx(log_loss(y, p, labels=range(5)), rel=1e-6)
     assert out["val_auc"] == pytest.approx(roc_auc_score(y > 0, 1 - p[:, 0]))
     lesion = y > 0

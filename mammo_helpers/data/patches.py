@@ -98,17 +98,19 @@ def cut(image, boxes) -> np.ndarray:
 
 
 def training_patches(
-    images, breasts, boxes, size: int, *, labels=None, index=None, n: int = 5, seed: int = 0
-):
+    images, breasts, boxes, size: int, *, labels=None, index=None, n: int = 5, seed: int = 0,
+    return_index: bool = False,
+):  # fmt: skip
     """Lesion and normal patches of the images ``index`` (default: all), in that order:
     ``n`` per lesion box of an image with boxes, ``n`` from the breast of an image without
     (label 0). ``images`` (N, H, W), ``breasts`` (N, H, W) boolean masks, ``boxes`` one
     (K, 4) array-like per image in the images' pixels; ``labels`` one sequence of K class
     indices >= 1 per image (End2End's classes, chapter 05), or None: every lesion is 1
-    (chapter 04). Returns ``(x, y)``: patches (M, 1, size, size) and labels (M,)."""
+    (chapter 04). Returns ``(x, y)``: patches (M, 1, size, size) and labels (M,), and with
+    ``return_index`` the image each patch comes from (M,) as a third item."""
     rng = np.random.default_rng(seed)
     index = range(len(images)) if index is None else index
-    xs, ys = [], []
+    xs, ys, src = [], [], []
     for i in index:
         image, found = np.asarray(images[i]), as_boxes(boxes[i])
         classes = [1] * len(found) if labels is None else list(labels[i])
@@ -118,10 +120,12 @@ def training_patches(
             for box, label in zip(found, classes, strict=True):
                 cuts = lesion_patch_boxes(box, image.shape, size, n, rng)
                 xs.append(cut(image, cuts)), ys.extend([label] * len(cuts))
+                src.extend([i] * len(cuts))
         else:
             cuts = normal_patch_boxes(breasts[i], size, n, rng)
-            xs.append(cut(image, cuts)), ys.extend([0] * len(cuts))
+            xs.append(cut(image, cuts)), ys.extend([0] * len(cuts)), src.extend([i] * len(cuts))
     xs = [x for x in xs if len(x)]
     if not xs:
         raise ValueError(f"training_patches: no patch of {size} px fits the images given")
-    return np.concatenate(xs)[:, None], np.asarray(ys, dtype=np.int64)
+    out = (np.concatenate(xs)[:, None], np.asarray(ys, dtype=np.int64))
+    return (*out, np.asarray(src, dtype=np.int64)) if return_index else out

@@ -48,6 +48,7 @@ __all__ = [
     "load_checkpoint",
     "set_dropout",
     "evaluate_patches",
+    "probabilities",
     "train_patch_classifier",
     "train_stage",
 ]
@@ -187,7 +188,9 @@ def build_patch_classifier(
     return PatchClassifier(*make_backbone(backbone, width), n_classes)
 
 
-def _probabilities(model, x, batch_size: int = 128):
+def probabilities(model, x, batch_size: int = 128):
+    """Softmax probabilities (N, classes) of a model returning ``(features, logits)``, in eval
+    mode (the patch classifier's five classes; chapter 05)."""
     model.eval()
     out = []
     with torch.inference_mode():
@@ -207,7 +210,7 @@ def evaluate_patches(model, x, y) -> dict:
     from mammo_helpers.metrics import roc_auc
 
     y = np.asarray(y, dtype=int)
-    p = _probabilities(model, x)
+    p = probabilities(model, x)
     loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))))
     lesion = y > 0
     five = p.shape[1] == len(PATCH_CLASSES)
