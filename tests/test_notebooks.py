@@ -784,3 +784,139 @@ def test_chapter_04_refuses_cbis_ddsm_for_the_lesion_target_naming_what_is_missi
     error = failed.value.result.error
     assert error.get("ename") == "ValueError", error
     assert "normal exams" in error["evalue"] and "cbis_ddsm" in error["evalue"], error
+
+
+CHAPTER_05 = "05_domain_shift"
+CHAPTER_05_FIGURES = {
+    "domains.png",
+    "in_vs_out_of_domain.png",
+    "roc_target.png",
+    "loss_curves.png",
+    "auc_vs_target_fraction.png",
+}
+CHAPTER_05_AUCS = (
+    "auc_out_of_domain",
+    "auc_config1",
+    "auc_config2",
+    "auc_radiomics",
+    "auc_head_only",
+    "auc_histogram_matching",
+)
+
+
+@pytest.mark.notebook
+def test_chapter_05_reports_every_number_the_issue_names(smoke_run):
+    import mammo_helpers as mh
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_05)
+    m = doc["metrics"]
+    params = smoke_run.results[CHAPTER_05].parameters
+    assert set(m["auc_in_domain"]) == set(m["auc_in_domain_ci"]) == {
+        "cbis_ddsm", "cbis_ddsm_inbreast",
+    }  # fmt: skip
+    pairs = [(m["auc_in_domain"][k], m["auc_in_domain_ci"][k]) for k in m["auc_in_domain"]]
+    pairs += [(m[name], m[f"{name}_ci"]) for name in CHAPTER_05_AUCS]
+    for value, (low, high) in pairs:
+        assert 0 <= low <= value <= high <= 1
+    # §6.1's drop: the CBIS-DDSM+INbreast model in its domain against the target
+    inside = m["auc_in_domain"]["cbis_ddsm_inbreast"]
+    assert m["drop_percent"] == pytest.approx(100 * (inside - m["auc_out_of_domain"]) / inside)
+    assert m["auc_drop"] == pytest.approx(inside - m["auc_out_of_domain"])
+    models = {"config1", "config2", "head_only", "histogram_matching", "CNN baseline + radiomics"}
+    for key in ("sensitivity", "specificity", "gmean_threshold"):
+        assert models <= set(m[key]), key
+        assert "CBIS-DDSM+INbreast on target" in m[key]
+        assert all(0 <= v <= 1 for v in m[key].values()), key
+    fractions = [row["fraction"] for row in m["auc_vs_target_fraction"]]
+    assert fractions == params["TARGET_FRACTIONS"]
+    full = next(r for r in m["auc_vs_target_fraction"] if r["fraction"] == 1.0)
+    assert full["auc"] == pytest.approx(m[f"auc_{m['best_config']}"])
+    assert set(m["radiomics_best_params"]) == set(mh.radiomics.COARSE_GRID)
+    assert m["radiomics_n_attributes"] == 4 * len(mh.radiomics.FEATURE_NAMES) + 4 + 1 == 141
+    assert {"data", "source models", "fine-tuning", "radiomics"} <= set(m["stage_seconds"])
+    shift = pd.DataFrame(m["patch_level_shift"]).set_index(["patches", "model"])
+    assert set(shift.index.get_level_values(0)) == {
+        "source test", "target test", "target test, histogram-matched",
+    }  # fmt: skip
+    for (low, high), auc in zip(shift.ci, shift.lesion_auc, strict=True):
+        assert low <= auc <= high
+    source = ("source test", "source patch classifier")
+    target = ("target test", "source patch classifier")
+    assert m["patch_auc_drop"] == pytest.approx(shift.lesion_auc[source] - shift.lesion_auc[target])
+    out_dir = Path(params["OUT_DIR"])
+    assert set(doc["figures"]) >= CHAPTER_05_FIGURES
+    assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_05_FIGURES)
+
+
+@pytest.mark.notebook
+def test_chapter_05_target_keeps_its_pairs_and_tables_follow_from_its_outputs(smoke_run):
+    import mammo_helpers as mh
+
+    doc = _chapter_metrics(smoke_run, CHAPTER_05)
+    m = doc["metrics"]
+    out_dir = Path(smoke_run.results[CHAPTER_05].parameters["OUT_DIR"])
+    split = m["target_split"]
+    for name in ("train", "val", "test"):
+        assert split[name]["cases"] == split[name]["controls"] == split[name]["pairs"]
+        assert split[name]["images"] == 4 * split[name]["patients"]
+    sizes = mh.data.casecontrol.split_sizes(split["total"]["pairs"], 0.1, 0.2)
+    assert {k: split[k]["pairs"] for k in sizes} == sizes
+    table9 = pd.read_csv(out_dir / "table9.csv").set_index("model")
+    for key in ("config1", "config2", "head_only", "histogram_matching"):
+        assert table9.loc[key, "auc"] == pytest.approx(m[f"auc_{key}"])
+        delta = m["paired_delta"][key]
+        assert delta["ci"][0] <= delta["delta"] <= delta["ci"][1]
+        base = table9.loc["CBIS-DDSM+INbreast", "auc"]
+        assert delta["delta"] == pytest.approx(m[f"auc_{key}"] - base)
+    tables = pd.read_csv(out_dir / "tables_2_to_4.csv")
+    assert len(tables) == 6 and set(tables.domain) == {"inbreast", "cbis_ddsm", "target"}
+
+
+@pytest.mark.notebook
+def test_chapter_05_runs_on_real_formats_and_never_writes_them(smoke_run, tmp_path):
+    """`mammo-run 05 -p DATA_SOURCE rsna -p DATA_DIR ... -p CBIS_DDSM_DIR ... -p
+    INBREAST_DIR ...` on the smoke scale's three phantom domains written in RSNA's,
+    CBIS-DDSM's and INbreast's layouts, read-only: the real-data path runs end to end
+    (INbreast's labels from BI-RADS) and writes nothing in the three folders."""
+    import stat
+
+    import mammo_helpers as mh
+    from mammo_helpers.run import run_notebook
+
+    smoke = load_scale("smoke")[CHAPTER_05]
+    sizes = {"site_D": smoke["N_SOURCE_PATIENTS"][0], "site_C": smoke["N_SOURCE_PATIENTS"][1],
+             "site_B": smoke["N_PATIENTS"]}  # fmt: skip
+    options = {"resolution_scale": smoke["RESOLUTION_SCALE"], "lesion_prevalence": 0.6,
+               "modalities": ("DM",), "site_weights": (1.0,), "progress": False}  # fmt: skip
+    cohorts = {  # the chapter's seeds, SEED + the domain's position: its cached cohorts
+        site: mh.data.load_source("phantom", n_patients=n, seed=k, sites=(site,), **options)
+        for k, (site, n) in enumerate(sizes.items())
+    }
+    formats = mh.data.phantom_formats
+    folders = {
+        "CBIS_DDSM_DIR": formats.phantom_as_cbis_ddsm(cohorts["site_D"], tmp_path / "cbis"),
+        "INBREAST_DIR": formats.phantom_as_inbreast(cohorts["site_C"], tmp_path / "inbreast"),
+        "DATA_DIR": formats.phantom_as_rsna(cohorts["site_B"], tmp_path / "rsna"),
+    }
+    every = [p for folder in folders.values() for p in [folder, *folder.rglob("*")]]
+    for path in every:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = {name: _snapshot(folder) for name, folder in folders.items()}
+    try:
+        run_notebook(
+            CHAPTER_05, "smoke", executed_dir=tmp_path / "executed",
+            results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="rsna",
+            DROP_UNMATCHED=True,  # a phantom cohort is not age-matched by design
+            **{name: str(folder) for name, folder in folders.items()},
+        )  # fmt: skip
+    finally:
+        assert {name: _snapshot(folder) for name, folder in folders.items()} == before
+        for path in every:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    doc = json.loads((tmp_path / "results" / CHAPTER_05 / "metrics.json").read_text())
+    m = doc["metrics"]
+    assert doc["data_source"] == "rsna"
+    assert m["target_split"]["total"]["pairs"] >= 5
+    assert 0 <= m["auc_out_of_domain"] <= 1 and set(m["auc_in_domain"]) == {
+        "cbis_ddsm", "cbis_ddsm_inbreast",
+    }  # fmt: skip
