@@ -843,6 +843,10 @@ def test_chapter_05_reports_every_number_the_issue_names(smoke_run):
     source = ("source test", "source patch classifier")
     target = ("target test", "source patch classifier")
     assert m["patch_auc_drop"] == pytest.approx(shift.lesion_auc[source] - shift.lesion_auc[target])
+    tuned = ("target test", "fine-tuned on target patches")
+    delta = m["patch_paired_delta"]["fine-tuned - source"]
+    assert delta["delta"] == pytest.approx(shift.lesion_auc[tuned] - shift.lesion_auc[target])
+    assert delta["ci"][0] <= delta["delta"] <= delta["ci"][1]
     out_dir = Path(params["OUT_DIR"])
     assert set(doc["figures"]) >= CHAPTER_05_FIGURES
     assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_05_FIGURES)
