@@ -15,7 +15,6 @@ reads nothing in them that the metadata files contradict.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import os
@@ -27,7 +26,6 @@ import pandas as pd
 
 from mammo_helpers.boxes import BOX_KEYS, clip_box
 from mammo_helpers.data.examples import (
-    _CALLER,
     CBIS_CALC_HEADER,
     CBIS_MASS_HEADER,
     INBREAST_HEADER,
@@ -38,6 +36,7 @@ from mammo_helpers.data.examples import (
     _check_split_settings,
     _csv_text,
     _dicom,
+    _empty_dest,
     _finding_birads,
     _link_or_copy,
     _mask,
@@ -47,7 +46,7 @@ from mammo_helpers.data.examples import (
     _write_text,
 )
 from mammo_helpers.io import read_dicom
-from mammo_helpers.paths import atomic_directory, describe_path, sigterm_as_interrupt
+from mammo_helpers.paths import atomic_directory, sigterm_as_interrupt
 from mammo_helpers.vocab import DENSITIES
 
 #: CBIS-DDSM (DDSM lexicon) words for the phantom's subtypes; others are written upper-cased.
@@ -92,23 +91,10 @@ RSNA_PATIENT_START, RSNA_IMAGE_START, INBREAST_NAME_START = 10_000, 1_000_000_00
 
 
 # --------------------------------------------------------------------------- shared checks
-@contextlib.contextmanager
-def _named(caller: str):
-    """Errors of examples.py's shared checks name ``caller`` instead of phantom_as_vindr."""
-    try:
-        yield
-    except (TypeError, ValueError, FileNotFoundError) as exc:
-        prefix = f"{_CALLER}: "
-        if not str(exc).startswith(prefix):
-            raise
-        raise type(exc)(f"{caller}: {str(exc)[len(prefix) :]}") from exc
-
-
 def _start(manifest, dest, caller: str, *, needs=(), one_study=None) -> tuple[Path, list[Path]]:
     """(final folder, the manifest's DICOMs) after checking the manifest, ``needs`` columns,
     one study per patient (if ``one_study`` names the dataset) and ``dest``."""
-    with _named(caller):
-        _check_phantom_manifest(manifest)
+    _check_phantom_manifest(manifest, caller)
     missing = [c for c in needs if c not in manifest.columns]
     if missing:
         raise ValueError(f"{caller}: manifest lacks column(s) {', '.join(missing)}")
@@ -120,13 +106,7 @@ def _start(manifest, dest, caller: str, *, needs=(), one_study=None) -> tuple[Pa
                 f"{caller}: patient {patient!r} has {studies[patient]} studies; {one_study} has "
                 "one exam per patient (keep one study per patient)"
             )
-    final = Path(dest).expanduser().absolute()
-    if final.exists() and (not final.is_dir() or any(final.iterdir())):
-        raise FileExistsError(
-            f"{caller}: dest {describe_path(final)} exists and is not an empty folder"
-        )
-    with _named(caller):
-        return final, _phantom_dicoms(manifest)
+    return _empty_dest(dest, caller), _phantom_dicoms(manifest, caller)
 
 
 def _numbered(values, start: int) -> dict[str, int]:
@@ -314,8 +294,7 @@ def phantom_as_cbis_ddsm(
     ``dest`` must not exist or be an empty folder.
     """
     caller = "phantom_as_cbis_ddsm"
-    with _named(caller):
-        test_fraction, seed = _check_split_settings(test_fraction, seed)
+    test_fraction, seed = _check_split_settings(test_fraction, seed, caller)
     final, sources = _start(manifest, dest, caller, one_study="CBIS-DDSM")
     with_findings = manifest[[bool(f) for f in manifest["findings"]]]
     split = _vindr_split(with_findings, test_fraction, seed) if len(with_findings) else {}
