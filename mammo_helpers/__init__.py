@@ -6,9 +6,12 @@ access, so importing the package is cheap and has no side effects. Data flows on
 ``mh.io`` / ``mh.preprocess`` -> models -> ``mh.results`` (metrics, figures, the
 paper-vs-measured table). Shared pieces: ``mh.vocab`` (views, lateralities, labels),
 ``mh.boxes`` (the box module), ``mh.paths`` (project root, cache, atomic writes),
-``mh.repro`` (seeds, devices, provenance), ``mh.cache`` (trained models), ``mh.metrics``
-(AUCs with patient-bootstrap intervals), ``mh.training`` (the training loop),
+``mh.repro`` (seeds, provenance), ``mh.devices`` (device,
+precision, loaders), ``mh.cache`` (trained models), ``mh.metrics``
+(AUCs with patient-bootstrap intervals), ``mh.training`` (the training loop; ``mh.distributed`` runs it
+under torchrun),
 ``mh.models`` (CLIP loader, losses), ``mh.xai`` (Grad-CAM and where a map looks),
+``mh.tasks`` (per-image explanation jobs on dask, stored per task),
 ``mh.learnability`` (chapter 00's small-CNN check
 of the cohort), ``mh.radiomics`` (handcrafted breast features and the radiomic model of
 chapter 05), ``mh.timing`` (benchmarks, seconds per stage), ``mh.plotting`` and ``mh.run``
@@ -27,6 +30,8 @@ __getattr__, _dir, _names = lazy_attributes(
         "boxes",
         "cache",
         "data",
+        "devices",
+        "distributed",
         "io",
         "learnability",
         "metrics",
@@ -38,6 +43,7 @@ __getattr__, _dir, _names = lazy_attributes(
         "repro",
         "results",
         "run",
+        "tasks",
         "timing",
         "training",
         "vocab",

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mammo_helpers import distributed
 from mammo_helpers.paths import atomic_directory, atomic_write, cache_dir, describe_path
 
 MODEL_FILE = "model.pt"
@@ -190,8 +191,17 @@ class ModelCache:
             return cached, True
         start = time.perf_counter()
         obj = train()
-        self.save(entry, obj, seconds=time.perf_counter() - start, saver=saver)
+        ctx = distributed.context()
+        if ctx.is_main:  # under torchrun every rank trains; rank 0 alone writes
+            self.save(entry, obj, seconds=time.perf_counter() - start, saver=saver)
+        distributed.barrier(ctx)
         return obj, False
+
+    def checkpoint_path(self, name: str, settings: dict, code: Iterable[Any] = ()) -> Path:
+        """Where an interrupted training of this entry keeps its last epoch (removed once
+        the model is cached)."""
+        entry = self.entry(name, settings, code)
+        return entry.folder.with_name(f"{entry.folder.name}.checkpoint.pt")
 
 
 def _torch_save(obj: Any, path: Path) -> None:

@@ -162,19 +162,18 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Open a temporary file beside ``path``; move it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _side_name(path, "partial")  # named after its process: see clean_stale_partials
     try:
         with open(tmp, mode) as fh:
             yield fh
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
 def _side_name(final: Path, kind: str) -> Path:
-    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
-    return final.with_name(f".{final.name}.{kind}-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return final.with_name(f".{final.name}.{kind}-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -187,33 +186,46 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_partials(parent: str | os.PathLike) -> list[Path]:
-    """Remove half-built folders in ``parent`` left by processes that no longer run.
+def clean_stale_partials(parent: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Remove half-built folders and half-written files in ``parent`` (and its subfolders
+    with ``recursive``) left by processes that no longer run.
 
-    A folder written by :func:`atomic_directory` is named after its host and process; it is
-    stale when that process is gone (same host) or, for another host, when it is older than
-    :data:`FOREIGN_PARTIAL_AGE_S`. A live build's folder is never touched. Returns the
-    removed folders.
+    A folder written by :func:`atomic_directory` or a file written by :func:`atomic_write`
+    is named after its host and process while it is being written; it is stale when that
+    process is gone (same host) or, for another host, when it is older than
+    :data:`FOREIGN_PARTIAL_AGE_S`. A live writer's folder or file is never touched.
+    Returns what was removed.
     """
     parent = Path(parent)
     if not parent.is_dir():
         return []
-    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+    entries = parent.rglob(".*") if recursive else parent.iterdir()
     removed = []
-    for entry in parent.iterdir():
-        match = _PARTIAL.match(entry.name)
-        if match is None or not entry.is_dir():
-            continue
-        stale = False
-        if match["host"] == host:
-            stale = not _pid_alive(int(match["pid"]))
-        else:
-            with contextlib.suppress(OSError):
-                stale = time.time() - entry.stat().st_mtime > FOREIGN_PARTIAL_AGE_S
-        if stale:
-            shutil.rmtree(entry, ignore_errors=True)
+    for entry in list(entries):
+        if _is_stale_partial(entry):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
             removed.append(entry)
     return removed
+
+
+def _is_stale_partial(entry: Path) -> bool:
+    match = _PARTIAL.match(entry.name)
+    if match is None:
+        return False
+    if match["host"] == _host():
+        return not _pid_alive(int(match["pid"]))
+    try:
+        return time.time() - entry.stat().st_mtime > FOREIGN_PARTIAL_AGE_S
+    except OSError:
+        return False
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 
 
 def _publish(tmp: Path, final: Path, replace: bool) -> bool:

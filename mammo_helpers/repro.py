@@ -1,8 +1,8 @@
-"""Reproducibility of a chapter run: one seed for every generator, one device choice, and a
-record of what the numbers were produced with (package versions, device, seed, commit, time).
+"""Reproducibility of a chapter run: one seed for every generator and a record of what the
+numbers were produced with (package versions, device, seed, commit, time).
 
 Used by every chapter's setup cell (00-05): ``mh.repro.seed_everything(SEED)``,
-``device = mh.repro.resolve_device(DEVICE)``, ``mh.repro.provenance(...)``.
+``mh.repro.provenance(...)``; the device is chosen by :mod:`mammo_helpers.devices`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ PACKAGES: tuple[str, ...] = (
     "captum",
     "matplotlib",
 )
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 def check_seed(seed, name: str = "SEED") -> int:
@@ -64,47 +63,6 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> int:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return seed
-
-
-def resolve_device(device: str = "auto"):
-    """``torch.device`` for the ``DEVICE`` parameter: 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'.
-
-    'auto' takes a CUDA GPU if there is one, else Apple's MPS, else the CPU. Asking for a
-    device the machine does not have fails at once, naming what it does have.
-    """
-    import torch
-
-    if not isinstance(device, str):
-        raise ValueError(f"DEVICE must be one of {', '.join(DEVICES)}; got {device!r}")
-    text = device.strip().lower()
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if text == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if has_mps else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "mps":
-        if not has_mps:
-            raise RuntimeError(f"DEVICE 'mps' is not available here; {_available()}")
-        return torch.device("mps")
-    if text == "cuda" or text.startswith("cuda:"):
-        index = text.partition(":")[2]
-        if index and not index.isdigit():
-            raise ValueError(f"DEVICE {device!r}: the GPU index must be a number (cuda:0)")
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (index and int(index) >= count):
-            raise RuntimeError(f"DEVICE {device!r} is not available here; {_available()}")
-        return torch.device(text)
-    raise ValueError(f"DEVICE must be one of {', '.join(DEVICES)}; got {device!r}")
-
-
-def _available() -> str:
-    import torch
-
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    choices = ["cpu", "auto"] + [f"cuda:{i}" for i in range(gpus)]
-    return f"this machine offers {', '.join(choices)}"
 
 
 def package_versions(packages=PACKAGES) -> dict[str, str]:

@@ -154,6 +154,29 @@ def test_stale_partials_of_dead_processes_are_removed_live_ones_kept(tmp_path):
         sleeper.wait()
 
 
+def test_half_written_files_of_dead_writers_are_removed_in_subfolders(tmp_path):
+    from mammo_helpers import paths
+
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    dead = sub / f".r.pkl.partial-{_host()}-999999999-0123abcd"
+    live = sub / f".s.pkl.partial-{_host()}-{os.getpid()}-0123abcd"
+    result = sub / "r.pkl"
+    for path in (dead, live, result):
+        path.write_bytes(b"x")
+    assert paths.clean_stale_partials(tmp_path) == []  # not recursive: the top level only
+    assert paths.clean_stale_partials(tmp_path, recursive=True) == [dead]
+    assert live.exists() and result.exists() and not dead.exists()
+
+
+def test_atomic_write_names_its_temporary_file_after_its_process(tmp_path):
+    with atomic_write(tmp_path / "x.bin") as fh:
+        (tmp,) = [p for p in tmp_path.iterdir() if p.name.startswith(".x.bin.partial-")]
+        assert f"-{os.getpid()}-" in tmp.name
+        fh.write(b"1")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
 def test_publishing_when_another_builder_won_the_race(tmp_path, monkeypatch):
     """If the final folder appears while this build runs, replace=False keeps the other
     one, replace=True replaces it; neither raises 'Directory not empty'."""
