@@ -53,6 +53,17 @@ def data_digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
+def weights_digest(model_or_state) -> str:
+    """A short digest of a network's weights (names, shapes and values; a module or its
+    ``state_dict``): the model part of a cache or task-store key. Chapters 00, 02, 03."""
+    state = model_or_state.state_dict() if hasattr(model_or_state, "state_dict") else model_or_state
+    h = hashlib.sha256()
+    for name, tensor in state.items():
+        h.update(f"{name}{tuple(tensor.shape)}".encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class CacheWarning(UserWarning):
     """A cached model could not be read and is trained again."""
 

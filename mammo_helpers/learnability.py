@@ -10,7 +10,6 @@ Trained runs are cached in the model cache (:mod:`mammo_helpers.cache`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from scipy import ndimage
 from mammo_helpers import boxes as mhb
 from mammo_helpers import io, metrics, training
 from mammo_helpers import preprocess as pp
-from mammo_helpers.cache import data_digest
+from mammo_helpers.cache import data_digest, weights_digest
 
 __all__ = [
     "Labels",
@@ -334,7 +333,10 @@ def train_cnn(
     )
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "pool": pool}
     settings |= {"width": net[0].out_channels, "blocks": _blocks(net), "seed": seed}
-    settings |= {"px": int(x.shape[-1]), "init": None if init is None else _digest(init.state)}
+    settings |= {
+        "px": int(x.shape[-1]),
+        "init": None if init is None else weights_digest(init.state),
+    }
     return Trained(net.state_dict(), history.column("loss"), settings)
 
 
@@ -342,15 +344,6 @@ def _blocks(net) -> int:
     from torch import nn
 
     return sum(isinstance(m, nn.MaxPool2d) for m in net)
-
-
-def _digest(state: dict) -> str:
-    """A digest of a network's weights (names, shapes and values)."""
-    h = hashlib.sha256()
-    for name, tensor in state.items():
-        h.update(f"{name}{tuple(tensor.shape)}".encode())
-        h.update(tensor.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def predict(trained: Trained, samples: Samples, batch_size: int = 256) -> np.ndarray:
@@ -450,7 +443,7 @@ def train_cached(
     settings = {"data": data_digest(samples.x, samples.y, samples.kind, samples.patient_id)}
     settings |= train_kwargs
     if train_kwargs.get("init") is not None:
-        settings["init"] = _digest(train_kwargs["init"].state)
+        settings["init"] = weights_digest(train_kwargs["init"].state)
 
     def train() -> dict:
         run = train_cnn(samples, **train_kwargs)

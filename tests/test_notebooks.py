@@ -148,7 +148,9 @@ def skeleton_problems(path: Path) -> list[str]:
         if cell.cell_type != "code":
             continue
         n_lines = len(cell.source.splitlines())
-        if n_lines > MAX_CODE_LINES:
+        if "parameters" in cell.metadata.get("tags", []):
+            problems += _parameters_cell_problems(cell.source, i)
+        elif n_lines > MAX_CODE_LINES:
             problems.append(
                 f"code cell {i} has {n_lines} lines (> {MAX_CODE_LINES}): move code to the package"
             )
@@ -159,6 +161,22 @@ def skeleton_problems(path: Path) -> list[str]:
             problems.append(
                 f"code cell {i}: import the package only as `import mammo_helpers as mh`"
             )
+    return problems
+
+
+def _parameters_cell_problems(source: str, i: int) -> list[str]:
+    """The parameters cell is a list of declarations (one per line, however many a chapter
+    needs), never code: anything but a plain assignment of a literal is a problem."""
+    problems = []
+    for node in ast.parse(source).body:
+        value = getattr(node, "value", None)
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or value is None:
+            problems.append(f"code cell {i} (parameters) holds a statement, not a declaration")
+            continue
+        try:
+            ast.literal_eval(value)
+        except ValueError:
+            problems.append(f"code cell {i} (parameters): line {node.lineno} is not a literal")
     return problems
 
 
@@ -177,6 +195,8 @@ def test_skeleton_check_finds_what_it_should(tmp_path):
     nb.cells.append(nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(41))))
     nb.cells.append(nbformat.v4.new_code_cell('data = Path("..") / "tests" / "fixtures"'))
     nb.cells.append(nbformat.v4.new_code_cell("from mammo_helpers.io import read_dicom"))
+    (params,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    params.source += "\nN = len([1, 2])\nprint(N)"
     bad = tmp_path / "01_x.ipynb"
     nbformat.write(nb, bad)
     problems = "\n".join(skeleton_problems(bad))
@@ -186,6 +206,8 @@ def test_skeleton_check_finds_what_it_should(tmp_path):
         "has 41 lines",
         "relative or machine path",
         "import the package only",
+        "(parameters): line",
+        "(parameters) holds a statement",
     ):
         assert expected in problems, problems
 

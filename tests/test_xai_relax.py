@@ -210,6 +210,31 @@ def test_explain_roi_equals_the_engine_on_the_extracted_windows():
         relax.explain_roi(model, roi, grid, relax.MaskBank(30, 4, 0.5, 8))
 
 
+def test_image_maps_stitch_the_engines_windows_and_run_as_tasks(tmp_path):
+    rng = np.random.default_rng(1)
+    roi = rng.random((30, 22, 3)).astype(np.float32)
+    mask = np.zeros((30, 22), bool)
+    mask[5:25, :12] = True
+    bank, model = relax.MaskBank(30, 4, 0.5, 16, seed=0), TinyNet()
+    maps = relax.image_maps((roi, mask, "img"), model=model, bank=bank, stride=8, relax=True)
+    grid = mh.xai.windows.window_grid(mask, 16, 8)
+    result = relax.explain_roi(model, roi, grid, bank, relax=True)
+    assert maps["n_windows"] == grid.n_windows
+    assert np.array_equal(maps["corr"], mh.xai.windows.maps_from_windows(result.r_label, grid))
+    assert np.array_equal(maps["dist"], mh.xai.windows.maps_from_windows(result.r_dist, grid))
+    assert np.array_equal(maps["product"], maps["pred"] * maps["corr"])
+    assert np.array_equal(maps["relax"], mh.xai.windows.stitch(result.importance, grid))
+    assert maps["pred"].shape == (3, 30, 22)
+    store = mh.tasks.TaskStore(tmp_path)
+    shared = {"model": model, "bank": bank, "stride": 8, "relax": True}
+    again = mh.tasks.run_tasks(
+        relax.image_maps, {"img": (roi, mask, "img")}, store=store, method="correlax",
+        settings={"stride": 8}, model_hash=mh.cache.weights_digest(model),
+        scheduler="serial", shared=shared, progress=False,
+    )  # fmt: skip
+    assert np.allclose(again["img"]["corr"], maps["corr"], atol=1e-6)
+
+
 def test_mask_samples_give_back_the_engines_correlations():
     model, windows = TinyNet(), _windows(1)
     bank = relax.MaskBank(100, 4, 0.5, 16, seed=3)

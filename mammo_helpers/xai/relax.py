@@ -37,6 +37,7 @@ __all__ = [
     "correlax_loop",
     "concat",
     "explain_roi",
+    "image_maps",
     "mask_samples",
     "mask_sensitivity",
     "forward_features",
@@ -430,6 +431,34 @@ def explain_roi(
         windows = torch.from_numpy(np.ascontiguousarray(np.moveaxis(cut, -1, 1)))
         results.append(correlax(model, windows, bank, **options))
     return concat(results)
+
+
+def image_maps(payload, *, model, bank: MaskBank, stride: int, **options) -> dict:
+    """CorRELAX's maps of one image, as one per-image task (``mh.tasks.run_tasks`` runs it
+    serially or on a Dask cluster): ``payload`` is ``(roi, breast_mask, image_id)``.
+
+    Returns, on the image grid, the prediction (``pred``), label-correlation (``corr``) and
+    distance-correlation (``dist``) maps (L, H, W) and their product (the paper's
+    "combination"); with ``relax=True`` in ``options`` RELAX's ``relax`` and
+    ``relax_uncertainty`` maps; and ``n_windows`` and the number of ``undefined``
+    correlations. ``options`` go to :func:`correlax` (e.g. ``batch_size``). Chapter 02."""
+    from mammo_helpers.xai import windows as win
+
+    roi, breast, image_id = payload
+    grid = win.window_grid(breast, bank.hw[0], stride, name=image_id)
+    res = explain_roi(model, roi, grid, bank, **options)
+    maps = {
+        "pred": win.maps_from_windows(res.prediction, grid),
+        "corr": win.maps_from_windows(res.r_label, grid),
+        "dist": win.maps_from_windows(res.r_dist, grid),
+        "n_windows": grid.n_windows,
+        "undefined": int(res.undefined_label.sum() + res.undefined_dist.sum()),
+    }
+    maps["product"] = maps["pred"] * maps["corr"]
+    if res.importance is not None:
+        maps["relax"] = win.stitch(res.importance, grid)
+        maps["relax_uncertainty"] = win.stitch(res.uncertainty, grid)
+    return maps
 
 
 def mask_samples(model, window, bank: MaskBank, *, batch_size: int = 256) -> dict:
