@@ -93,7 +93,13 @@ def init_from_env(backend: str | None = None) -> Context:
     backend = backend or ("nccl" if cuda else "gloo")
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
+    timeout = timedelta(seconds=TIMEOUT_S)
+    store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
+    # A restarted group (a rank died) meets in the same store: its own key prefix keeps it
+    # from reading the dead group's addresses.
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"mammo-attempt-{attempt}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
     return context()
 
 
@@ -104,10 +110,13 @@ def wrap(model, ctx: Context | None = None):
     ctx = ctx or context()
     if not ctx.distributed:
         return model
-    devices = None
-    if next(model.parameters()).device.type == "cuda":
-        devices = [ctx.local_rank]
-    return DistributedDataParallel(model, device_ids=devices)
+    if next(model.parameters()).device.type != "cuda":
+        # gloo on the CPU: batch norm normalises each rank's share (SyncBatchNorm is GPU-only)
+        return DistributedDataParallel(model)
+    import torch
+
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place for children
+    return DistributedDataParallel(model, device_ids=[ctx.local_rank])
 
 
 def unwrap(model):
@@ -250,10 +259,12 @@ def launch(
     rdzv_endpoint: str | None = None,
     max_restarts: int = 1,
     env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``job`` with ``settings`` under ``torchrun`` on ``nproc`` processes (per node),
     restarting the whole group up to ``max_restarts`` times after a rank dies (training
-    resumes from the last checkpoint). Raises with the run's output if it fails."""
+    resumes from the last checkpoint). Raises with the run's output if it fails, and
+    ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the group is killed)."""
     _job_function(job)  # fail here, not in every rank
     nproc = check_nproc(nproc, device)
     nnodes = _positive_int(nnodes, "NNODES")
@@ -263,16 +274,24 @@ def launch(
         config_path = folder / "config.json"
         config_path.write_text(json_settings)
         command = _torchrun_command(config_path, nproc, nnodes, rdzv_endpoint, max_restarts)
-        run_env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         result = subprocess.run(
-            command, env={**run_env, **(env or {})}, capture_output=True, text=True
+            command, env=_environment(nnodes, env), capture_output=True, text=True, timeout=timeout
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-400:])
         raise RuntimeError(f"torchrun {job} on {nproc} process(es) failed:\n{tail}")
     return result
+
+
+def _environment(nnodes: int, extra: Mapping[str, str] | None) -> dict:
+    """The ranks' environment: one thread each unless told otherwise, and on one machine
+    gloo on the loopback interface (a container's hostname may resolve elsewhere)."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if nnodes == 1:
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    return env | dict(extra or {})
 
 
 def _not_json(value):

@@ -14,6 +14,7 @@ import math
 import numbers
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,11 +32,14 @@ __all__ = [
     "image_scores",
     "Trained",
     "evaluate",
+    "LAUNCHERS",
+    "launch_training",
     "learning_curve",
     "lesion_patches",
     "predict",
     "small_cnn",
     "train_cached",
+    "train_job",
     "train_cnn",
     "whole_images",
 ]
@@ -433,27 +437,85 @@ def evaluate(scores, samples: Labels, *, n_boot: int = 1000, seed: int = 0) -> p
     return pd.DataFrame(rows)
 
 
-def train_cached(
-    samples: Samples, *, cache_dir=None, name: str = "learnability", **train_kwargs
-) -> tuple[Trained, bool]:
-    """``train_cnn`` through the model cache, keyed by the samples' content, the settings
-    and this module's code; ``(trained, hit)``. Chapter 00."""
-    from mammo_helpers.cache import ModelCache
+#: How ``train_cached`` trains: in this process, or under ``torchrun`` (``LAUNCHER``).
+LAUNCHERS = ("in-process", "torchrun")
+
+
+def _cache_request(samples: Samples, train_kwargs: dict) -> tuple[dict, list]:
+    """The model cache's settings and code for training on ``samples``."""
+    from mammo_helpers.models.classifiers import conv_blocks
 
     settings = {"data": data_digest(samples.x, samples.y, samples.kind, samples.patient_id)}
     settings |= train_kwargs
     if train_kwargs.get("init") is not None:
         settings["init"] = weights_digest(train_kwargs["init"].state)
+    code = [small_cnn, conv_blocks, train_cnn, _network, _batches, _augment, training]
+    return settings, code
+
+
+def train_cached(
+    samples: Samples,
+    *,
+    cache_dir=None,
+    name: str = "learnability",
+    launcher: str = "in-process",
+    nproc: int = 1,
+    **train_kwargs,
+) -> tuple[Trained, bool]:
+    """``train_cnn`` through the model cache, keyed by the samples' content, the settings
+    and this module's code; ``(trained, hit)``. With ``launcher="torchrun"`` a model that
+    is not cached yet is trained by ``nproc`` processes (:func:`launch_training`) and then
+    read from the cache. Chapter 00."""
+    from mammo_helpers.cache import ModelCache
+
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"LAUNCHER must be one of {', '.join(LAUNCHERS)}; got {launcher!r}")
+    settings, code = _cache_request(samples, train_kwargs)
+    cache = ModelCache(cache_dir)
+    if launcher == "torchrun" and not cache.entry(name, settings, code).model_path.is_file():
+        launch_training(samples, nproc=nproc, cache_dir=cache_dir, name=name, **train_kwargs)
 
     def train() -> dict:
         run = train_cnn(samples, **train_kwargs)
         return {"state": run.state, "loss": run.loss, "settings": run.settings}
 
-    from mammo_helpers.models.classifiers import conv_blocks
-
-    code = [small_cnn, conv_blocks, train_cnn, _network, _batches, _augment, training]
-    obj, hit = ModelCache(cache_dir).get_or_train(name, settings, train, code=code)
+    obj, hit = cache.get_or_train(name, settings, train, code=code)
     return Trained(obj["state"], list(obj["loss"]), dict(obj["settings"])), hit
+
+
+def launch_training(samples: Samples, *, nproc: int, cache_dir=None, name: str, **train_kwargs):
+    """Train on ``samples`` under ``torchrun`` with ``nproc`` processes (DDP, gloo on the
+    CPU); rank 0 leaves the model in the model cache. The samples (and the ``init``
+    weights) go to the ranks through a temporary file in the cache folder. Chapter 00."""
+    import pickle
+    import tempfile
+
+    from mammo_helpers import distributed
+    from mammo_helpers.paths import cache_dir as cache_root
+
+    root = cache_root(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".torchrun-", dir=root) as tmp:
+        path = Path(tmp) / "samples.pkl"
+        init = train_kwargs.pop("init", None)
+        with open(path, "wb") as fh:
+            pickle.dump({"samples": samples, "init": init}, fh)
+        settings = {"samples_file": str(path), "cache_dir": str(root), "name": name}
+        distributed.launch(_JOB, settings | {"train_kwargs": train_kwargs}, nproc=nproc)
+
+
+_JOB = "mammo_helpers.learnability:train_job"
+
+
+def train_job(*, samples_file: str, cache_dir: str, name: str, train_kwargs: dict) -> None:
+    """What each ``torchrun`` rank runs for :func:`launch_training` (via
+    ``python -m mammo_helpers.distributed``). Chapter 00."""
+    import pickle
+
+    with open(samples_file, "rb") as fh:
+        data = pickle.load(fh)  # written by launch_training a moment ago
+    kwargs = dict(train_kwargs) | ({"init": data["init"]} if data["init"] is not None else {})
+    train_cached(data["samples"], cache_dir=cache_dir, name=name, **kwargs)
 
 
 def learning_curve(

@@ -152,7 +152,7 @@ def test_two_gloo_processes_give_the_weights_of_one_process(toy):
     one = job.train(epochs=4)
     net_one = job.model(0)
     job.train(epochs=4, net=net_one)
-    distributed.launch("toy_job:train", {"out": str(tmp / "two.pt")}, nproc=2, env=env)
+    distributed.launch("toy_job:train", {"out": str(tmp / "two.pt")}, nproc=2, env=env, timeout=300)
     two = _load(tmp / "two.pt")
     # Same effective batch (16 = 2 ranks x 8), same sampled batches: equal up to float
     # summation order (measured 2.5e-7).
@@ -173,7 +173,7 @@ def test_a_rank_killed_mid_epoch_resumes_from_the_checkpoint(toy):
         "die_at": 15,  # rank 1's 15th batch: the third batch of epoch 2 (6 per epoch)
         "marker": str(tmp / "killed-once"),
     }
-    result = distributed.launch("toy_job:train", settings, nproc=2, env=env, max_restarts=1)
+    result = distributed.launch("toy_job:train", settings, nproc=2, env=env, max_restarts=1, timeout=300)
     assert (tmp / "killed-once").exists(), "the rank was not killed"
     assert "exitcode: -9" in result.stderr
     resumed = _load(tmp / "killed.pt")
@@ -185,7 +185,7 @@ def test_a_rank_killed_mid_epoch_resumes_from_the_checkpoint(toy):
 def test_torchrun_training_lands_in_the_model_cache_for_the_notebook(toy, tmp_path):
     job, env, _ = toy
     cache = tmp_path / "cache"
-    distributed.launch("toy_job:cached", {"cache_dir": str(cache)}, nproc=2, env=env)
+    distributed.launch("toy_job:cached", {"cache_dir": str(cache)}, nproc=2, env=env, timeout=300)
     entries = list((cache / "models").iterdir())
     assert [e.name.startswith("toy-") for e in entries] == [True]
     history, hit = job.cached(cache)  # what the notebook does next: load, not train
