@@ -43,6 +43,7 @@ from mammo_helpers.paths import (
 )
 
 __all__ = [
+    "client",
     "CONNECT_TIMEOUT_S",
     "DamagedResultError",
     "TaskFailedError",
@@ -281,9 +282,30 @@ def _run_one(bundle: tuple[Callable, dict], payload: Any, store: TaskStore, key:
         import torch
 
         torch.set_num_threads(1)  # one task per worker thread: no oversubscription
-    fn, shared = bundle
+    fn, shared = _unpacked(bundle)
     store.save(key, fn(payload, **shared))
     return key.item_id
+
+
+#: The (token, (fn, shared)) a worker process unpickled last: one unpickling per worker.
+_UNPACKED: dict[str, Any] = {}
+
+
+def _unpacked(bundle: tuple[str, bytes]) -> tuple[Callable, dict]:
+    """``(fn, shared)`` from the pickled bundle, unpickled once per worker process.
+
+    The bundle travels as bytes pickled by cloudpickle rather than through Dask's own
+    serialisers, whose torch module serialiser rebuilds modules with plain-dict hook
+    tables (``register_forward_hook`` then fails) and contiguous weights (channels-last
+    models then run other kernels and differ from a serial run by ~1e-5).
+    """
+    token, blob = bundle
+    if token not in _UNPACKED:
+        import cloudpickle
+
+        _UNPACKED.clear()
+        _UNPACKED[token] = cloudpickle.loads(blob)
+    return _UNPACKED[token]
 
 
 def _run_serial(fn, todo, keys, store, shared, bar, *, retries) -> dict[str, BaseException]:
@@ -333,6 +355,19 @@ def _client(scheduler: Any, kind: str, n_workers: int) -> Iterator:
             client.close()
 
 
+@contextlib.contextmanager
+def client(scheduler: Any = "local", n_workers: int | None = None) -> Iterator:
+    """A ``distributed.Client`` for ``DASK_SCHEDULER`` (``"local"``: a ``LocalCluster`` of
+    ``n_workers`` one-thread processes, default one per core; an address; or a client),
+    closing only what it opened. For callers that time the cluster's start apart from the
+    tasks (chapter 06); :func:`run_tasks` opens its own."""
+    kind = _check_scheduler(scheduler)
+    if kind == "serial":
+        raise ValueError("DASK_SCHEDULER 'serial' has no cluster; use run_tasks")
+    with _client(scheduler, kind, _check_n_workers(n_workers)) as opened:
+        yield opened
+
+
 def _connect(scheduler: Any):
     from distributed import Client
 
@@ -362,10 +397,12 @@ def _outcome(future, store: TaskStore, key: TaskKey) -> BaseException | None:
 
 
 def _run_dask(fn, todo, keys, store, shared, bar, *, retries, client) -> dict:
+    import cloudpickle
     from distributed import as_completed
 
-    bundle = client.scatter([(fn, shared)], broadcast=True, hash=False)[0]
     token = uuid.uuid4().hex[:8]
+    packed = (token, cloudpickle.dumps((fn, shared)))
+    bundle = client.scatter([packed], broadcast=True, hash=False)[0]
     futures = {
         client.submit(
             _run_one,

@@ -70,10 +70,17 @@ def count_and_square(payload, calls_dir):
 
 
 def apply_model(image, model):
+    """The model's output, through a forward hook (as the attribution methods count their
+    forward passes): a module rebuilt by Dask's torch serialiser refused hooks."""
     import torch
 
+    seen = []
+    handle = model.register_forward_hook(lambda module, args, out: seen.append(out.shape))
     with torch.no_grad():
-        return model(torch.from_numpy(image)[None]).numpy()
+        out = model(torch.from_numpy(image)[None]).numpy()
+    handle.remove()
+    assert len(seen) == 1
+    return out
 
 
 class Unpickled:
@@ -108,12 +115,16 @@ def seeded_model():
     import torch
 
     torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(4, 2, 5, padding=2),
-        torch.nn.AdaptiveAvgPool2d(4),
-    ).eval()
+    return (
+        torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 2, 5, padding=2),
+            torch.nn.AdaptiveAvgPool2d(4),
+        )
+        .to(memory_format=torch.channels_last)
+        .eval()
+    )  # as mh.devices.prepare_model leaves it
 
 
 @pytest.fixture(scope="module")
@@ -456,3 +467,16 @@ def test_duplicate_ids_of_a_series_are_refused(tmp_path):
             square, items, store=TaskStore(tmp_path), method=METHOD, settings=SETTINGS,
             model_hash=MODEL, scheduler="serial", progress=False,
         )  # fmt: skip
+
+
+def test_client_gives_a_local_cluster_of_one_thread_workers_and_refuses_serial():
+    with tasks.client("local", 2) as opened:
+        threads = opened.nthreads()
+        assert len(threads) == 2 and set(threads.values()) == {1}
+    assert opened.status == "closed"
+    with pytest.raises(ValueError, match="DASK_SCHEDULER 'serial' has no cluster"):
+        with tasks.client("serial"):
+            pass
+    with pytest.raises(ValueError, match="N_WORKERS"):
+        with tasks.client("local", 0):
+            pass

@@ -237,6 +237,27 @@ def test_every_method_on_a_pair_model_counts_times_and_records_json_params():
     assert not model._forward_hooks  # count_forwards removed its hook
 
 
+def test_explain_image_is_each_method_on_its_image_with_superpixels_of_the_grey():
+    model = PairNet(seed=1).eval()
+    x = _image(seed=3)
+    grey = x.mean(0).numpy()
+    params = {"occlusion": {"window": 8, "stride": 4}, "lime": {"n_samples": 60}}
+    methods = ["saliency", "occlusion", "lime"]
+    out = attribution.explain_image(
+        (x.numpy(), grey), model=model, methods=methods, params=params, n_segments=6
+    )
+    assert list(out) == methods
+    segments = attribution.superpixels(grey, 6)
+    for method in methods:
+        extra = {"segments": segments} if method == "lime" else {}
+        direct = attribution.explain(method, model, x, 1, **params.get(method, {}), **extra)
+        got, seconds, forwards, info = out[method]
+        assert got.dtype == np.float32 and seconds > 0
+        assert np.allclose(got, direct.map, atol=1e-6) and forwards == direct.forwards
+        assert all(isinstance(v, bool | int | float) for v in info.values())
+    assert attribution.SUPERPIXEL_METHODS == ("lime", "kernel_shap")
+
+
 def test_count_forwards_sums_batch_sizes_and_removes_its_hook():
     model = PairNet().eval()
     with pytest.raises(RuntimeError), attribution.count_forwards(model) as counter:

@@ -52,10 +52,12 @@ __all__ = [
     "DEFAULTS",
     "METHODS",
     "PAPER_METHODS",
+    "SUPERPIXEL_METHODS",
     "Explanation",
     "ForwardCount",
     "count_forwards",
     "explain",
+    "explain_image",
     "occlusion_forwards",
     "paper_occlusion",
     "superpixels",
@@ -76,6 +78,8 @@ METHODS: tuple[str, ...] = (
 )
 #: The seven methods of paper 03 (§3.2.4), in its order.
 PAPER_METHODS: tuple[str, ...] = METHODS[:7]
+#: Methods that switch superpixels on and off (their ``segments`` come from the image).
+SUPERPIXEL_METHODS: tuple[str, ...] = ("lime", "kernel_shap")
 
 #: Activations through which captum's guided backprop passes the plain gradient (it only
 #: overrides ``nn.ReLU``).
@@ -797,3 +801,25 @@ def explain(method: str, model, x, target: int, **params) -> Explanation:
 
 
 DEFAULTS.update({method: _accepted(method) for method in METHODS})
+
+
+def explain_image(payload, *, model, methods, params, n_segments: int, target: int = 1) -> dict:
+    """Every method's explanation of one image, as one per-image task (``mh.tasks.run_tasks``
+    runs it serially or on a Dask cluster): ``payload`` is ``(image (C, H, W) float32, grey
+    (H, W) in [0, 1])``; the superpixel methods get :func:`superpixels` of the grey image.
+    Returns ``{method: (map float32, seconds, forwards, info)}``, ``info`` reduced to plain
+    numbers. Chapter 03."""
+    import torch
+
+    image, grey = payload
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+    segments = None
+    if any(m in SUPERPIXEL_METHODS for m in methods):
+        segments = superpixels(grey, n_segments)
+    out = {}
+    for method in methods:
+        extra = {"segments": segments} if method in SUPERPIXEL_METHODS else {}
+        e = explain(method, model, x, target, **params.get(method, {}), **extra)
+        info = {k: v for k, v in e.info.items() if isinstance(v, bool | int | float)}
+        out[method] = (e.map.astype(np.float32), e.seconds, e.forwards, info)
+    return out
