@@ -28,7 +28,7 @@ help:
 	@echo "make test   - lint + the whole test-suite (smoke notebooks, book build, browser check)"
 	@echo "make lab    - open JupyterLab on notebooks/"
 	@echo "make hooks  - install the pre-commit hooks (ruff, ruff format, nbstripout)"
-	@echo "make bench  - adapter speed on real-size tables and the CorRELAX engine (not in CI)"
+	@echo "make bench  - adapter speed, the CorRELAX engine, torchrun and dask scaling (not in CI)"
 	@echo "make mutation - mutation testing (mutmut) of MUTATE=\"$(MUTATE)\" (not in CI; slow)"
 	@echo "make clean  - remove build products (book/_build, book/executed, results, build)"
 	@echo "make clean-data - remove the cached synthetic cohorts"
@@ -87,6 +87,7 @@ test: env mathjax
 bench: env
 	$(PY) tests/bench_adapters.py --legacy
 	$(PY) tests/bench_correlax.py
+	$(PY) tests/bench_parallel.py
 
 # ---- mutation testing: each target in a scratch copy under build/mutation (tools/mutation.py)
 mutation: env

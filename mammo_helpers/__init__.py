@@ -12,6 +12,7 @@ precision, loaders), ``mh.cache`` (trained models), ``mh.metrics``
 under torchrun),
 ``mh.models`` (CLIP loader, losses), ``mh.xai`` (Grad-CAM and where a map looks),
 ``mh.tasks`` (per-image explanation jobs on dask, stored per task),
+``mh.scaling`` (work, measured speed and projected time at the papers' scale, chapter 06),
 ``mh.learnability`` (chapter 00's small-CNN check
 of the cohort), ``mh.radiomics`` (handcrafted breast features and the radiomic model of
 chapter 05), ``mh.timing`` (benchmarks, seconds per stage), ``mh.plotting`` and ``mh.run``
@@ -43,6 +44,7 @@ __getattr__, _dir, _names = lazy_attributes(
         "repro",
         "results",
         "run",
+        "scaling",
         "tasks",
         "timing",
         "training",

@@ -173,7 +173,9 @@ def test_a_rank_killed_mid_epoch_resumes_from_the_checkpoint(toy):
         "die_at": 15,  # rank 1's 15th batch: the third batch of epoch 2 (6 per epoch)
         "marker": str(tmp / "killed-once"),
     }
-    result = distributed.launch("toy_job:train", settings, nproc=2, env=env, max_restarts=1, timeout=300)
+    result = distributed.launch(
+        "toy_job:train", settings, nproc=2, env=env, max_restarts=1, timeout=300
+    )
     assert (tmp / "killed-once").exists(), "the rank was not killed"
     assert "exitcode: -9" in result.stderr
     resumed = _load(tmp / "killed.pt")

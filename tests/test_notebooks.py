@@ -946,3 +946,40 @@ def test_chapter_05_runs_on_real_formats_and_never_writes_them(smoke_run, tmp_pa
     assert 0 <= m["auc_out_of_domain"] <= 1 and set(m["auc_in_domain"]) == {
         "cbis_ddsm", "cbis_ddsm_inbreast",
     }  # fmt: skip
+
+
+CHAPTER_06 = "06_paper_scale"
+
+
+@pytest.mark.notebook
+def test_chapter_06_reports_work_measured_rates_and_labelled_projections(smoke_run):
+    doc = _chapter_metrics(smoke_run, CHAPTER_06)
+    m = doc["metrics"]
+    out_dir = Path(smoke_run.results[CHAPTER_06].parameters["OUT_DIR"])
+    work = pd.read_csv(out_dir / "paper_work.csv")
+    assert list(work.columns[:5]) == ["chapter", "job", "units", "count", "source"]
+    assert set(work.chapter) == {
+        "01_density_clip", "02_correlax", "03_xai_iou", "04_multitask_fusion", "05_domain_shift",
+    }  # fmt: skip
+    assert (work["count"] > 0).all() and len(m["paper_work"]) == len(work)
+    assert 2.5e6 < m["correlax_passes_per_mammogram"] < 2.7e6
+    train, xai = m["training_throughput"], m["explanation_throughput"]
+    for rate in (train["serial"]["samples_per_s"], train["parallel"]["samples_per_s"],
+                 xai["serial_images_per_s"], xai["parallel_images_per_s"]):  # fmt: skip
+        assert rate > 0
+    assert train["parallel"]["nproc"] == train["nproc"] >= 2
+    assert xai["max_abs_difference"] == 0.0
+    for name, value in m["parallel_efficiency"].items():
+        assert 0 < value <= 1.5, name
+    assert all(v > 0 for v in m["cpu_gflops_per_s"].values())
+    per_chapter = pd.DataFrame(m["projection_per_chapter"])
+    assert set(per_chapter.chapter) == set(work.chapter)
+    assert (per_chapter[["pflop", "cpu_hours", "gpu_hours", "n_gpu_hours"]] > 0).all().all()
+    assert per_chapter.basis.str.contains("measured").all()
+    assert per_chapter.basis.str.contains("projected").all()
+    assert m["kinds"]["training_throughput"] == m["kinds"]["explanation_throughput"] == "measured"
+    assert m["kinds"]["projection_per_chapter"] == "projected"
+    assert m["kinds"]["paper_work"] == "from the papers"
+    assert "cpu" in m["projection_assumptions"] and m["projection_assumptions"]["n_gpus"] >= 1
+    assert "parallel_throughput.png" in doc["figures"]
+    assert (out_dir / "projection_per_chapter.csv").is_file()
