@@ -280,7 +280,7 @@ def launch(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-400:])
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-60:])
         raise RuntimeError(f"torchrun {job} on {nproc} process(es) failed:\n{tail}")
     return result
 

@@ -498,9 +498,9 @@ def run_tasks(
             failures = _run_serial(fn, todo, keys, store, shared, bar, retries=retries)
         elif todo:
             try:
-                with _client(scheduler, kind, min(n_workers, len(todo))) as client:
+                with _client(scheduler, kind, min(n_workers, len(todo))) as opened:
                     args = (fn, todo, keys, store, shared, bar)
-                    failures = _run_dask(*args, retries=retries, client=client)
+                    failures = _run_dask(*args, retries=retries, client=opened)
             finally:  # files half-written by workers that were killed
                 clean_stale_partials(store.folder(method, settings, model_hash))
     if failures:
