@@ -26,6 +26,7 @@ __all__ = [
     "prepare_model",
     "resolve_device",
     "resolve_precision",
+    "torch_threads",
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -158,3 +159,19 @@ def prepare_model(model, device, *, channels_last: bool = True):
     if channels_last and has_conv:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Torch's intra-op threads set to ``n`` inside the block, restored afterwards (a Dask
+    task's one thread, a benchmark's serial baseline). Chapters 02, 03 and 06."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -20,13 +20,12 @@ Every number is one of four kinds, and says which:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -598,18 +597,6 @@ def throughput_job(*, out, images, epochs, batch_size, image_size, seed, width=1
     return result
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def training_throughput(
     nproc: int, *, images: int, epochs: int, batch_size: int, image_size: int, seed: int = 0,
     width: int = 16,
@@ -620,7 +607,7 @@ def training_throughput(
     Returns ``samples_per_s`` (the fit only, timed inside the job), ``wall_samples_per_s``
     and ``wall_s`` (including process start-up), ``fit_s``, ``samples``, ``nproc``,
     ``final_loss``. Chapter 06 and ``tests/bench_parallel.py``."""
-    from mammo_helpers import distributed
+    from mammo_helpers import devices, distributed
 
     if batch_size < nproc or images < batch_size:
         raise ValueError(f"need images >= batch_size >= nproc, got {images}, {batch_size}, {nproc}")
@@ -630,7 +617,7 @@ def training_throughput(
         out = str(Path(folder) / "result.json")
         start = time.perf_counter()
         if nproc == 1:
-            with _torch_threads(1):
+            with devices.torch_threads(1):
                 throughput_job(out=out, **settings)
         else:
             env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

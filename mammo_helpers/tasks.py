@@ -256,24 +256,6 @@ def _check_options(shared: Any, retries: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- running
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread inside the block (as on a worker), restored afterwards."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency of the book
-        yield
-        return
-    before = torch.get_num_threads()
-    if before != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def _run_one(bundle: tuple[Callable, dict], payload: Any, store: TaskStore, key: TaskKey) -> str:
     """The task on a worker: compute one item and write it; returns only its id."""
     if store.has(key):  # written before this worker (or an earlier attempt) died
@@ -310,7 +292,9 @@ def _unpacked(bundle: tuple[str, bytes]) -> tuple[Callable, dict]:
 
 def _run_serial(fn, todo, keys, store, shared, bar, *, retries) -> dict[str, BaseException]:
     failures: dict[str, BaseException] = {}
-    with _one_torch_thread():
+    from mammo_helpers.devices import torch_threads
+
+    with torch_threads(1):
         for item_id, payload in todo.items():
             for attempt in range(retries + 1):
                 try:

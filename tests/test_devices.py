@@ -104,3 +104,13 @@ def test_prepare_model_uses_channels_last_for_conv_nets_only():
     assert plain.weight.is_contiguous()
     linear = devices.prepare_model(torch.nn.Linear(3, 4), "cpu")
     assert linear.weight.is_contiguous()
+
+
+def test_torch_threads_sets_and_restores_even_on_an_error():
+    before = torch.get_num_threads()
+    with devices.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(KeyError), devices.torch_threads(1):
+        raise KeyError
+    assert torch.get_num_threads() == before
