@@ -6,14 +6,18 @@ parameters, resolved once per chapter (00-05) and by the paper-scale launchers.
     model = mh.devices.prepare_model(model, device)             # channels_last for conv nets
     loader = DataLoader(dataset, **mh.devices.loader_options(device, NUM_WORKERS))
     mh.training.fit(..., precision=precision)                   # autocast + grad scaler
+    p = mh.devices.predict_batches(model, x, step, batch_size=256)  # NumPy in, NumPy out
 
-Asking for a device or a precision the machine does not have fails at once, naming what
+Models compute where their weights are: ``fit`` moves every batch, and the package's
+predict helpers move every input, to :func:`model_device`; their results come back to the
+CPU as NumPy arrays. Asking for a device or a precision the machine does not have fails at once, naming what
 it does have.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import numbers
 import os
 
@@ -23,9 +27,13 @@ __all__ = [
     "autocast",
     "grad_scaler",
     "loader_options",
+    "model_device",
+    "predict_batches",
     "prepare_model",
     "resolve_device",
     "resolve_precision",
+    "to_device",
+    "to_numpy",
     "torch_threads",
 ]
 
@@ -149,16 +157,87 @@ def loader_options(device, num_workers: int | None = None) -> dict:
     return options
 
 
-def prepare_model(model, device, *, channels_last: bool = True):
+def prepare_model(model, device, *, channels_last: bool | None = None):
     """``model`` on ``device``; convolutional models also in ``channels_last`` memory
-    format (+40-100 % on this project's CPU, faster convolutions on tensor cores)."""
+    format, by default on CUDA only (faster convolutions on tensor cores). On the CPU it
+    is +40-100 % for this project's small CNNs but changes the last bits of every
+    convolution, so the book's CPU numbers are computed without it; pass ``True`` to
+    have it there. Chapters 01-05."""
     import torch
 
     model = model.to(device)
+    if channels_last is None:
+        channels_last = torch.device(device).type == "cuda"
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     if channels_last and has_conv:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def model_device(model):
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with
+    neither. Where the package's helpers send a model's inputs (chapters 00-05)."""
+    import torch
+
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def to_device(obj, device):
+    """``obj`` with every tensor in it on ``device``: a tensor, or tuples (named ones
+    included), lists and dicts of them, nested; other values are returned as they are.
+    ``fit`` moves each training batch with it."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=obj.device.type == "cpu" and obj.is_pinned())
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(to_device(v, device) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(v, device) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def to_numpy(tensor):
+    """A tensor as a NumPy array on the CPU (half and bfloat16 as float32, which NumPy
+    lacks)."""
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
+
+
+def predict_batches(model, x, step, *, batch_size: int):
+    """``step(model, batch)`` over ``x`` (N, ...), ``batch_size`` rows at a time, in eval
+    and inference mode: each batch a float32 tensor on :func:`model_device`, each result
+    (a tensor, or a tuple of tensors) back on the CPU, concatenated along the first axis
+    into NumPy arrays (a tuple of them if ``step`` returns tuples). ``None`` for an empty
+    ``x``. The predict helpers of chapters 00-05 run through it."""
+    import numpy as np
+    import torch
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    device = model_device(model)
+    model.eval()
+    parts, as_tuple = [], False
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            out = step(model, x[start : start + batch_size].to(device))
+            as_tuple = isinstance(out, tuple)
+            parts.append([to_numpy(t) for t in (out if as_tuple else (out,))])
+    if not parts:
+        return None
+    columns = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+    return columns if as_tuple else columns[0]
 
 
 @contextlib.contextmanager

@@ -11,14 +11,17 @@ and writes checkpoints from rank 0 only. A chapter starts a run with
 
 whose config names a training *job* (``"module:function"``) and its settings. The job
 trains through :func:`mammo_helpers.training.cached_fit`, so rank 0 leaves the model in the
-model cache and the notebook then loads it. Used by chapter 00 (the learnability CNN) and
-the paper-scale appendix; every chapter's fit loop is DDP-ready.
+model cache and the notebook then loads it. Chapters 01-05 go through :func:`train_cached`,
+which sends any cached training (the model and the notebook's ``run`` closure, pickled
+with cloudpickle) to such a job; chapter 00's learnability CNN has its own job, and the
+paper-scale appendix measures both.
 
 On one process nothing here changes anything: :func:`context` says rank 0 of 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import numbers
@@ -27,29 +30,36 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "LAUNCHERS",
     "Context",
     "all_reduce_sums",
     "broadcast_object",
+    "cached_job",
+    "check_launcher",
     "check_nproc",
     "context",
+    "gather_batch",
     "init_from_env",
     "launch",
     "main",
     "run_job",
     "split_batch",
+    "train_cached",
     "unwrap",
     "wrap",
 ]
 
 #: How long ranks wait for each other (process-group timeout), seconds.
 TIMEOUT_S = 600
+#: The ``LAUNCHER`` parameter: train in the notebook's process, or in a torchrun job.
+LAUNCHERS = ("in-process", "torchrun")
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,41 @@ def broadcast_object(obj: Any, ctx: Context | None = None) -> Any:
     return box[0]
 
 
+def gather_batch(*tensors, ctx: Context | None = None) -> list:
+    """The global batch of a loss that compares samples with each other (CLIP's contrastive
+    loss): each tensor (n_r, ...) of this rank concatenated with every rank's, in rank
+    order (ranks may hold different n_r). Every rank then computes the global batch's
+    loss L, and the gradient is exactly one process's:
+
+    the other ranks' rows come without gradient and this rank's rows carry theirs scaled
+    by k_r = n_global / n_r (same values). ``fit`` weights rank r's loss by
+    w_r = n_r W / n_global, so rank r's parameters get W dL/de_r de_r/dtheta from its own
+    rows, and DDP's average over the W ranks sums these into dL/dtheta; anything every
+    rank computes itself (prompts, temperature) gets (1/W) sum_r w_r dL = dL since the w_r
+    sum to W. In one process: the tensors as they are. Chapter 01."""
+    ctx = ctx or context()
+    if not ctx.distributed:
+        return list(tensors)
+    import torch
+    import torch.distributed as dist
+
+    n = len(tensors[0])
+    device = tensors[0].device
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(ctx.world_size)]
+    dist.all_gather(sizes, torch.tensor([n], device=device))
+    sizes = [int(s.item()) for s in sizes]
+    out = []
+    for t in tensors:
+        padded = torch.cat([t.detach(), t.new_zeros((max(sizes) - len(t), *t.shape[1:]))])
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)
+        parts = [part[:k] for part, k in zip(parts, sizes, strict=True)]
+        k = sum(sizes) / n
+        parts[ctx.rank] = t + (k - 1) * (t - t.detach()) if t.requires_grad else t
+        out.append(torch.cat(parts))
+    return out
+
+
 def barrier(ctx: Context | None = None) -> None:
     """Wait for every rank (nothing on one process)."""
     import torch.distributed as dist
@@ -283,6 +328,118 @@ def launch(
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-60:])
         raise RuntimeError(f"torchrun {job} on {nproc} process(es) failed:\n{tail}")
     return result
+
+
+def check_launcher(launcher) -> str:
+    """``LAUNCHER`` checked against :data:`LAUNCHERS`."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"LAUNCHER must be one of {', '.join(LAUNCHERS)}; got {launcher!r}")
+    return launcher
+
+
+class _NotCached(Exception):
+    """Raised instead of training, to ask a model cache whether it holds an entry."""
+
+
+def _not_cached(**_):
+    raise _NotCached
+
+
+def train_cached(
+    cached: Callable,
+    model,
+    name: str,
+    settings: Mapping[str, Any],
+    run: Callable,
+    *,
+    launcher: str = "in-process",
+    nproc: int = 1,
+    cache_dir=None,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
+    **options,
+):
+    """``cached(model, name, settings, run, cache_dir=..., **options)`` (a model-cache
+    wrapper such as :func:`mammo_helpers.training.cached_fit` or ``models.*.cached``, whose
+    ``run`` trains ``model`` through ``fit``), with the training where ``LAUNCHER`` says.
+
+    ``"in-process"`` calls it here. ``"torchrun"``, when the cache does not hold the model
+    yet, pickles the model and ``run`` (cloudpickle: a notebook's closure goes with the
+    arrays it reads), trains them in ``nproc`` processes per node (DDP; each rank puts the
+    model on its own GPU when the model was on one), where rank 0 writes the cache entry,
+    and then reads the entry here. Returns what ``cached`` returns. Chapters 01-05."""
+    check_launcher(launcher)
+    if launcher == "in-process":
+        return cached(model, name, settings, run, cache_dir=cache_dir, **options)
+    try:  # already cached: nothing to launch
+        return cached(model, name, settings, _not_cached, cache_dir=cache_dir, **options)
+    except _NotCached:
+        pass
+    from mammo_helpers import devices
+
+    job = {"cached": cached, "model": model, "name": name, "settings": settings, "run": run}
+    job |= {"cache_dir": cache_dir, "options": options}
+    with _job_file(job, model, cache_dir) as path:
+        launch(
+            _CACHED_JOB, {"job_file": str(path)}, nproc=nproc,
+            device=devices.model_device(model), nnodes=nnodes, rdzv_endpoint=rdzv_endpoint,
+        )  # fmt: skip
+
+    def missing(**_):
+        raise RuntimeError(f"the torchrun job for {name!r} finished but left no model in the cache")
+
+    return cached(model, name, settings, missing, cache_dir=cache_dir, **options)
+
+
+_CACHED_JOB = "mammo_helpers.distributed:cached_job"
+
+
+@contextlib.contextmanager
+def _job_file(job: dict, model, cache_dir):
+    """The job pickled into a temporary file in the cache folder (all ranks, and on a
+    cluster all nodes, must see it), with the model on the CPU inside the file; removed
+    afterwards."""
+    import cloudpickle
+
+    from mammo_helpers import devices
+    from mammo_helpers.paths import cache_dir as cache_root
+
+    root = cache_root(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    device = devices.model_device(model)
+    job = job | {"device": device.type}
+    with tempfile.TemporaryDirectory(prefix=".torchrun-", dir=root) as tmp:
+        path = Path(tmp) / "job.pkl"
+        model.to("cpu")
+        try:
+            with open(path, "wb") as fh:
+                cloudpickle.dump(job, fh)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure names the training
+            raise TypeError(
+                f"LAUNCHER torchrun: the training of {job['name']!r} cannot be sent to the "
+                f"ranks ({type(exc).__name__}: {exc}); its run() must read only picklable "
+                "values (arrays, datasets, models), not open files or clients"
+            ) from exc
+        finally:
+            model.to(device)
+        yield path
+
+
+def cached_job(*, job_file: str) -> None:
+    """What each ``torchrun`` rank runs for :func:`train_cached`: the pickled training, on
+    this rank's GPU when the notebook's model was on a GPU."""
+    import pickle
+
+    import torch
+
+    with open(job_file, "rb") as fh:
+        job = pickle.load(fh)  # written by train_cached a moment ago
+    if job["device"] == "cuda":
+        job["model"].to(torch.device("cuda", context().local_rank))
+    job["cached"](
+        job["model"], job["name"], job["settings"], job["run"], cache_dir=job["cache_dir"],
+        **job["options"],
+    )  # fmt: skip
 
 
 def _environment(nnodes: int, extra: Mapping[str, str] | None) -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import ndimage
 
 from mammo_helpers import boxes as mhb
-from mammo_helpers import io, metrics, training
+from mammo_helpers import devices, io, metrics, training
 from mammo_helpers import preprocess as pp
 from mammo_helpers.cache import data_digest, weights_digest
 
@@ -32,7 +32,6 @@ __all__ = [
     "image_scores",
     "Trained",
     "evaluate",
-    "LAUNCHERS",
     "launch_training",
     "learning_curve",
     "lesion_patches",
@@ -360,13 +359,12 @@ def predict(trained: Trained, samples: Samples, batch_size: int = 256) -> np.nda
 
 
 def _logits(trained: Trained, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The CNN's logit for each image (N, H, W), no test-time flips."""
-    import torch
-
-    net = trained.model()
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
-    with torch.no_grad():
-        return torch.cat([net(xb).squeeze(1) for xb in x.split(batch_size)]).numpy()
+    """The CNN's logit for each image (N, H, W), no test-time flips, on the CPU (the
+    learnability CNNs are small)."""
+    out = devices.predict_batches(
+        trained.model(), images, lambda m, b: m(b.unsqueeze(1)).squeeze(1), batch_size=batch_size
+    )
+    return np.zeros(0, np.float32) if out is None else out
 
 
 def score_map(trained: Trained, img: np.ndarray, stride: int, mask=None) -> np.ndarray:
@@ -437,10 +435,6 @@ def evaluate(scores, samples: Labels, *, n_boot: int = 1000, seed: int = 0) -> p
     return pd.DataFrame(rows)
 
 
-#: How ``train_cached`` trains: in this process, or under ``torchrun`` (``LAUNCHER``).
-LAUNCHERS = ("in-process", "torchrun")
-
-
 def _cache_request(samples: Samples, train_kwargs: dict) -> tuple[dict, list]:
     """The model cache's settings and code for training on ``samples``."""
     from mammo_helpers.models.classifiers import conv_blocks
@@ -466,10 +460,10 @@ def train_cached(
     and this module's code; ``(trained, hit)``. With ``launcher="torchrun"`` a model that
     is not cached yet is trained by ``nproc`` processes (:func:`launch_training`) and then
     read from the cache. Chapter 00."""
+    from mammo_helpers import distributed
     from mammo_helpers.cache import ModelCache
 
-    if launcher not in LAUNCHERS:
-        raise ValueError(f"LAUNCHER must be one of {', '.join(LAUNCHERS)}; got {launcher!r}")
+    distributed.check_launcher(launcher)
     settings, code = _cache_request(samples, train_kwargs)
     cache = ModelCache(cache_dir)
     if launcher == "torchrun" and not cache.entry(name, settings, code).model_path.is_file():

@@ -532,7 +532,9 @@ def _clipped_grid(grid, limit: int):
     return out[0] if isinstance(grid, Mapping) else out
 
 
-def fit_radiomics(X, y, groups, *, grid=COARSE_GRID, n_splits=5, seed=42, n_jobs=1):
+def fit_radiomics(
+    X, y, groups, *, grid=COARSE_GRID, n_splits=5, seed=42, n_jobs=1, scheduler="serial"
+):
     """Grid search of :func:`radiomics_pipeline` (chapter 05), scored by ROC AUC over
     ``StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)`` folds of ``groups``
     (e.g. matched case-control pair ids: a pair stays in one fold), refitted on all rows.
@@ -543,8 +545,14 @@ def fit_radiomics(X, y, groups, *, grid=COARSE_GRID, n_splits=5, seed=42, n_jobs
     warning. The folds are ``search.cv`` (a list of (train, test) index arrays); read
     ``best_params_``, ``best_score_``, ``predict_proba`` from the returned ``GridSearchCV``.
     Any failing fit raises (``error_score='raise'``).
+
+    ``scheduler`` is ``DASK_SCHEDULER``: ``"serial"`` fits here on ``n_jobs`` processes;
+    ``"local"``, a scheduler address or a client spread the grid's fits (one per setting
+    and fold) over a Dask cluster through joblib's Dask backend, with the same result.
     """
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+    from mammo_helpers import tasks
 
     X, y, groups = _checked_xy(X, y, groups)
     _check_groups(y, groups, n_splits)
@@ -557,7 +565,12 @@ def fit_radiomics(X, y, groups, *, grid=COARSE_GRID, n_splits=5, seed=42, n_jobs
         scoring="roc_auc",
         cv=folds,
         refit=True,
-        n_jobs=n_jobs,
+        n_jobs=n_jobs if tasks.check_scheduler(scheduler) == "serial" else -1,
         error_score="raise",
     )
-    return search.fit(X, y)
+    if tasks.check_scheduler(scheduler) == "serial":
+        return search.fit(X, y)
+    import joblib
+
+    with tasks.client(scheduler) as client, joblib.parallel_backend("dask", client=client):
+        return search.fit(X, y)

@@ -43,6 +43,7 @@ from mammo_helpers.paths import (
 )
 
 __all__ = [
+    "check_scheduler",
     "client",
     "CONNECT_TIMEOUT_S",
     "DamagedResultError",
@@ -228,7 +229,7 @@ def _check_n_workers(n_workers: Any) -> int:
     return n_workers
 
 
-def _check_scheduler(scheduler: Any) -> str:
+def check_scheduler(scheduler: Any) -> str:
     """The kind of ``DASK_SCHEDULER``: serial, local, address, client or cluster."""
     if isinstance(scheduler, str):
         if scheduler in ("serial", "local"):
@@ -345,7 +346,7 @@ def client(scheduler: Any = "local", n_workers: int | None = None) -> Iterator:
     ``n_workers`` one-thread processes, default one per core; an address; or a client),
     closing only what it opened. For callers that time the cluster's start apart from the
     tasks (chapter 06); :func:`run_tasks` opens its own."""
-    kind = _check_scheduler(scheduler)
+    kind = check_scheduler(scheduler)
     if kind == "serial":
         raise ValueError("DASK_SCHEDULER 'serial' has no cluster; use run_tasks")
     with _client(scheduler, kind, _check_n_workers(n_workers)) as opened:
@@ -473,7 +474,7 @@ def run_tasks(
 
     shared = _check_options(shared, retries)
     n_workers = _check_n_workers(n_workers)
-    kind = _check_scheduler(scheduler)
+    kind = check_scheduler(scheduler)
     todo, keys = _todo(items, store, method, settings, model_hash)
     failures: dict[str, BaseException] = {}
     n_done = len(keys) - len(todo)

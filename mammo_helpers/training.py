@@ -144,17 +144,18 @@ def _train_epoch(
 ) -> tuple[float, int]:
     """One pass over ``batches``; the sample-weighted mean loss and the number of samples
     (over all ranks). Under DDP each rank computes the loss of its share of every global
-    batch, weighted so that DDP's gradient average is the gradient of the global batch."""
+    batch, weighted so that DDP's gradient average is the gradient of the global batch.
+    Each batch's tensors are moved to the model's device first."""
     import torch
 
-    from mammo_helpers import distributed
+    from mammo_helpers import devices, distributed
 
     ctx = distributed.context()
     net.train()
     total, seen = 0.0, 0
     for batch in batches:
         n_global = batch_size_of(batch)
-        local = distributed.split_batch(batch, ctx)
+        local = devices.to_device(distributed.split_batch(batch, ctx), amp.device)
         n = batch_size_of(local)
         optimizer.zero_grad()
         with amp.autocast():

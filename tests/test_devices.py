@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,20 +98,261 @@ def test_loader_options_per_device(monkeypatch):
 
 
 def test_prepare_model_uses_channels_last_for_conv_nets_only():
-    conv = devices.prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cpu"))
+    conv = devices.prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cpu"), channels_last=True)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
     plain = devices.prepare_model(torch.nn.Conv2d(3, 4, 3), "cpu", channels_last=False)
     assert plain.weight.is_contiguous()
-    linear = devices.prepare_model(torch.nn.Linear(3, 4), "cpu")
+    linear = devices.prepare_model(torch.nn.Linear(3, 4), "cpu", channels_last=True)
     assert linear.weight.is_contiguous()
 
 
-def test_torch_threads_sets_and_restores_even_on_an_error():
-    before = torch.get_num_threads()
-    with devices.torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(KeyError), devices.torch_threads(1):
-        raise KeyError
-    assert torch.get_num_threads() == before
+def test_prepare_model_uses_channels_last_by_default_on_cuda_only(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: seen.append((a, k)) or self)
+    devices.prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cpu"))
+    assert seen == [((torch.device("cpu"),), {})]
+    devices.prepare_model(torch.nn.Conv2d(3, 4, 3), "cuda")
+    assert seen[1:] == [(("cuda",), {}), ((), {"memory_format": torch.channels_last})]
+
+
+class _Reached(Exception):
+    """Raised by a training loss in these tests with the devices of its batch."""
+
+
+class _DeviceProbe(torch.nn.Module):
+    """A model whose weights live on the ``meta`` device (shapes, no data): it records
+    the devices of its inputs and returns meta ``(features, logits)`` for two labels, so
+    a helper runs on until it copies a result out of the meta device."""
+
+    labels = ("a", "b")
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(2, device="meta"))
+        self.layer = torch.nn.Identity()  # a layer for Grad-CAM's hooks
+        self.seen: set[str] = set()
+
+    def forward(self, *inputs):
+        self.seen |= {x.device.type for x in inputs}
+        feats = self.layer(inputs[0] * self.weight[0]).flatten(1)[:, :2] * self.weight
+        return feats, feats + 1
+
+
+class _LogitsProbe(_DeviceProbe):
+    """:class:`_DeviceProbe` returning logits only (CLIP's scorers, Grad-CAM's models)."""
+
+    def forward(self, *inputs):
+        return super().forward(*inputs)[1]
+
+
+class _MixedDevices(Exception):
+    pass
+
+
+#: Indexing by a CPU index (allowed on CUDA) and moving a module (``Module.to``).
+_MAY_MIX = (
+    torch.Tensor.__getitem__,
+    torch.Tensor.__setitem__,
+    torch._has_compatible_shallow_copy_type,
+)
+
+
+class _NoMixedDevices(torch.overrides.TorchFunctionMode):
+    """Fails any torch operation on tensors of two devices (indexing by a CPU index and
+    0-d scalars are allowed, as on CUDA), which meta tensors would otherwise let pass."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in _MAY_MIX:
+            leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+            kinds = {t.device.type for t in leaves if torch.is_tensor(t) and t.dim() > 0}
+            if len(kinds) > 1:
+                raise _MixedDevices(f"{func} on {sorted(kinds)}")
+        return func(*args, **kwargs)
+
+
+def test_model_device_is_the_first_parameters_or_buffers_and_the_cpu_without_either():
+    assert devices.model_device(_DeviceProbe()) == torch.device("meta")
+    buffered = torch.nn.BatchNorm1d(2, affine=False).to("meta")
+    assert devices.model_device(buffered) == torch.device("meta")
+    assert devices.model_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+def test_to_device_moves_nested_tensors_and_keeps_containers_and_other_values():
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "x y")
+    batch = (
+        torch.ones(2),
+        [{"boxes": torch.zeros(1, 4), "name": "a"}],
+        Pair(torch.ones(1), 3),
+        np.ones(2),
+    )
+    moved = devices.to_device(batch, "meta")
+    assert type(moved) is tuple and type(moved[1]) is list and type(moved[2]) is Pair
+    assert moved[0].device.type == moved[1][0]["boxes"].device.type == "meta"
+    assert moved[2].x.device.type == "meta" and moved[2].y == 3 and moved[1][0]["name"] == "a"
+    assert moved[3] is batch[3]
+
+
+def test_to_numpy_brings_half_precision_back_as_float32():
+    assert devices.to_numpy(torch.ones(2, dtype=torch.bfloat16)).dtype == np.float32
+    assert devices.to_numpy(torch.ones(2, dtype=torch.float64)).dtype == np.float64
+    x = torch.ones(2, requires_grad=True) * 2
+    np.testing.assert_array_equal(devices.to_numpy(x), [2.0, 2.0])
+
+
+def test_predict_batches_equals_one_pass_and_returns_tuples_for_tuple_steps():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5))
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float64)
+    net.train()
+    out = devices.predict_batches(net, x, lambda m, b: m(b), batch_size=3)
+    assert not net.training  # eval mode: dropout off, so batches agree with one pass
+    with torch.no_grad():
+        np.testing.assert_allclose(out, net(torch.as_tensor(x, dtype=torch.float32)).numpy())
+    pair = devices.predict_batches(net, x, lambda m, b: (m(b), b.sum(1)), batch_size=4)
+    assert isinstance(pair, tuple) and pair[1].shape == (10,)
+    np.testing.assert_allclose(pair[1], x.sum(1), rtol=1e-6)
+    assert devices.predict_batches(net, np.zeros((0, 3)), lambda m, b: m(b), batch_size=2) is None
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        devices.predict_batches(net, x, lambda m, b: m(b), batch_size=0)
+
+
+def test_fit_moves_each_batch_to_the_models_device():
+    from mammo_helpers import training
+
+    model = _DeviceProbe()
+    seen = []
+
+    def loss(net, batch):
+        seen.append({t.device.type for t in batch})
+        raise _Reached
+
+    def batches(epoch):
+        yield torch.ones(2, 3), torch.zeros(2)
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(_Reached):
+        training.fit(model, batches, loss, opt, epochs=1)
+    assert seen == [{"meta"}]
+
+
+def _window_probabilities(model):
+    from mammo_helpers.xai import windows
+
+    mask = np.ones((8, 8), bool)
+    grid = windows.window_grid(mask, 4, 4)
+    windows.window_probabilities(model, np.zeros((8, 8, 1), np.float32), grid)
+
+
+def _correlax(model):
+    from mammo_helpers.xai import relax
+
+    relax.correlax(model, torch.zeros(1, 1, 8, 8), relax.MaskBank(4, 2, 0.5, 8), labels=())
+
+
+def _mask_samples(model):
+    from mammo_helpers.xai import relax
+
+    relax.mask_samples(model, torch.zeros(1, 8, 8), relax.MaskBank(4, 2, 0.5, 8))
+
+
+def _correlax_loop(model):
+    from mammo_helpers.xai import relax
+
+    relax.correlax_loop(model, torch.zeros(1, 1, 8, 8), relax.MaskBank(4, 2, 0.5, 8))
+
+
+def _helper(module: str, name: str, *args):
+    def call(model):
+        import importlib
+
+        getattr(importlib.import_module(f"mammo_helpers.{module}"), name)(model, *args)
+
+    return call
+
+
+def _pfeat_probabilities(_):
+    from mammo_helpers.models import fusion
+
+    model = fusion.PFeat(4, 4, 4, 1).to("meta")
+    fusion.predict_pfeat(model, [np.zeros((3, 4, 4), np.float32)] * 3)
+
+
+def _detection(name: str):
+    def call(_):
+        from mammo_helpers.models import detection
+
+        model = detection.build_detector(2, seed=0).to("meta")
+        images = np.zeros((1, 1, 96, 96), np.float32)
+        if name == "detect":
+            detection.detect(model, images)
+        else:
+            detection.roi_features(model, images, [np.array([[0.0, 0.0, 10.0, 10.0]])])
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    from mammo_helpers.models import clip
+
+    tiny = dict(vision="test_vit", image_size=32, embed_dim=16, text_width=16, text_layers=1)
+    texts = ["a fatty breast", "a dense breast"]
+    model = clip.load_clip(clip.STANDIN, texts=texts, folder=tmp_path_factory.mktemp("t"), **tiny)
+    model.model.to("meta")
+    return model, texts
+
+
+def test_clip_helpers_compute_on_the_models_device(tiny_clip):
+    """BERT's attention mask needs data, so the text tower stops on ``meta`` (a
+    RuntimeError naming meta tensors), after its tokens reached it without a mixed-device
+    operation."""
+    from mammo_helpers.models import clip, clip_training
+
+    standin, prompts = tiny_clip
+    stopped = pytest.raises((NotImplementedError, RuntimeError), match="meta tensor")
+    with stopped, _NoMixedDevices():
+        clip.zero_shot_probs(standin, np.zeros((3, 3, 32, 32), np.float32), prompts)
+    loss = clip.prompt_contrastive_loss(standin.tokenize(prompts))
+    batch = devices.to_device((torch.zeros(2, 3, 32, 32), torch.tensor([0, 1])), "meta")
+    with stopped, _NoMixedDevices():
+        loss(standin.model, batch)
+    with _NoMixedDevices():
+        classifier = clip_training.ImageClassifier(standin, 2)
+    assert {p.device.type for p in classifier.parameters()} == {"meta"}
+
+
+X4 = np.zeros((3, 1, 8, 8), np.float32)
+#: Helpers given the probe model (the others build their own model on ``meta``).
+PROBED = {"crop_training", "image_training", "task_training", "end2end", "clip_training"}
+PROBED |= {"gradcam", "windows", "relax"}
+INFERENCE_HELPERS = {
+    "crop_training.predict": _helper("models.crop_training", "predict", X4),
+    "image_training.predict_proba": _helper("models.image_training", "predict_proba", X4),
+    "task_training.predict": _helper("models.task_training", "predict", X4),
+    "end2end.probabilities": _helper("models.end2end", "probabilities", X4),
+    "clip_training.predict_probs": _helper("models.clip_training", "predict_probs", X4),
+    "gradcam.gradcam": lambda m: _helper("xai.gradcam", "gradcam", X4, m.layer, [0, 0, 0])(m),
+    "windows.window_probabilities": _window_probabilities,
+    "relax.correlax": _correlax,
+    "relax.mask_samples": _mask_samples,
+    "relax.correlax_loop": _correlax_loop,
+    "fusion.predict_pfeat": _pfeat_probabilities,
+    "detection.detect": _detection("detect"),
+    "detection.roi_features": _detection("roi_features"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INFERENCE_HELPERS))
+def test_inference_helpers_compute_on_the_models_device(name):
+    """The model (on ``meta``, standing in for a GPU) gets its inputs on its device, no
+    operation mixes devices, and the helper's first copy back to the CPU is where it
+    stops: what the helper would hand back on a GPU."""
+    logits_only = name in ("clip_training.predict_probs", "gradcam.gradcam")
+    model = _LogitsProbe() if logits_only else _DeviceProbe()
+    with pytest.raises(NotImplementedError, match="meta"), _NoMixedDevices():
+        INFERENCE_HELPERS[name](model)
+    assert model.seen == ({"meta"} if name.split(".")[0] in PROBED else set())

@@ -267,3 +267,165 @@ def test_bf16_autocast_trains_and_differs_from_fp32(toy):
     assert 0 < _max_diff(net32.state_dict(), net16.state_dict()) < 0.05
     with pytest.raises(ValueError, match="PRECISION 'fp16' needs a CUDA device"):
         fit(job.model(0), "fp16")
+
+
+# A chapter's training as a notebook cell defines it: a model and a `run` closure over the
+# cell's arrays, in __main__ (so cloudpickle sends them by value, as from a notebook).
+NOTEBOOK_CELL = textwrap.dedent(
+    """
+    import torch
+    import mammo_helpers as mh
+
+    X = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    Y = torch.randint(0, 2, (64,), generator=torch.Generator().manual_seed(6))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(144, 2))
+
+    def batches(epoch):
+        order = torch.randperm(64, generator=torch.Generator().manual_seed(epoch))
+        return [(X[i], Y[i]) for i in order.split(16)]
+
+    def run():
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        loss = lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1])
+        return mh.training.fit(net, batches, loss, opt, epochs=3)
+    """
+)
+
+
+def _notebook_cell() -> dict:
+    namespace = {"__name__": "__main__"}
+    exec(NOTEBOOK_CELL, namespace)  # noqa: S102 - the test's own code
+    return namespace
+
+
+def test_train_cached_in_process_is_the_cache_wrapper_itself(tmp_path):
+    cell = _notebook_cell()
+    history, hit = distributed.train_cached(
+        training.cached_fit, cell["net"], "nb", {"epochs": 3}, cell["run"], cache_dir=tmp_path
+    )
+    assert not hit and len(history.rows) == 3
+    with pytest.raises(ValueError, match="LAUNCHER must be one of in-process, torchrun"):
+        distributed.train_cached(
+            training.cached_fit, cell["net"], "nb", {}, cell["run"], launcher="slurm"
+        )
+
+
+def test_train_cached_sends_a_notebook_closure_to_torchrun_and_loads_its_model(
+    tmp_path, monkeypatch
+):
+    cell, reference = _notebook_cell(), _notebook_cell()
+    reference["run"]()
+    cache = tmp_path / "cache"
+    history, hit = distributed.train_cached(
+        training.cached_fit, cell["net"], "nb", {"epochs": 3}, cell["run"],
+        launcher="torchrun", nproc=2, cache_dir=cache,
+    )  # fmt: skip
+    assert hit and len(history.rows) == 3  # trained by the 2 ranks, read from the cache
+    # 2 ranks x 8 = the batch of 16 in one process: equal up to float summation order
+    assert _max_diff(cell["net"].state_dict(), reference["net"].state_dict()) < 1e-5
+    assert sorted(p.name for p in cache.iterdir()) == ["models"]  # no job file left
+    monkeypatch.setattr(distributed, "launch", lambda *a, **k: pytest.fail("launched again"))
+    again = _notebook_cell()
+    _, hit = distributed.train_cached(
+        training.cached_fit, again["net"], "nb", {"epochs": 3}, again["run"],
+        launcher="torchrun", nproc=2, cache_dir=cache,
+    )  # fmt: skip
+    assert hit and _max_diff(again["net"].state_dict(), reference["net"].state_dict()) < 1e-5
+
+
+def test_train_cached_names_a_training_that_cannot_be_pickled(tmp_path):
+    cell = _notebook_cell()
+    with open(tmp_path / "log.txt", "w") as log:
+        cell["log"] = log
+        exec("def run():\n    log.write('x')\n", cell)  # noqa: S102 - reads an open file
+        with pytest.raises(TypeError, match="training of 'nb' cannot be sent to the ranks"):
+            distributed.train_cached(
+                training.cached_fit, cell["net"], "nb", {}, cell["run"],
+                launcher="torchrun", nproc=2, cache_dir=tmp_path / "cache",
+            )  # fmt: skip
+    assert list((tmp_path / "cache").iterdir()) == []  # the job file is gone
+
+
+# A loss over the global batch under 2 ranks, with the ranks holding 4 and 3 samples:
+# gathered, weighted as fit weights each rank's loss, gradients averaged as DDP does. The
+# text side is computed on every rank (as CLIP's prompts and temperature are).
+GATHER_JOB = textwrap.dedent(
+    """
+    import torch
+    import torch.distributed as dist
+    import mammo_helpers as mh
+
+    X = torch.randn(7, 4, generator=torch.Generator().manual_seed(1))
+    LABELS = torch.tensor([0, 1, 0, 2, 1, 1, 0])
+
+    def gradients(out=None):
+        ctx = mh.distributed.context()
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 3)
+        x, labels = mh.distributed.split_batch((X, LABELS), ctx)
+        emb, labels = mh.distributed.gather_batch(net(x), labels)
+        prompts = net(torch.eye(4)[:3])  # 3 class "prompts", computed by every rank
+        loss = mh.models.losses.weighted_contrastive_loss(
+            emb, prompts[labels], labels, 10.0, [0.5, 1.0, 2.0]
+        )
+        (loss * len(x) * ctx.world_size / len(X)).backward()  # fit's weighting of a rank
+        grads = [p.grad for p in net.parameters()]
+        if ctx.distributed:
+            for g in grads:  # DDP's average
+                dist.all_reduce(g)
+                g /= ctx.world_size
+        if out is not None and ctx.is_main:
+            torch.save({"grads": grads, "n_local": len(x), "loss": loss.item()}, out)
+        return grads
+    """
+)
+
+
+def test_gather_batch_gives_each_rank_the_gradient_of_the_global_batch(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    (tmp_path / "gather_job.py").write_text(GATHER_JOB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("gather_job", None)
+    job = importlib.import_module("gather_job")
+    one = job.gradients()
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "two.pt"
+    distributed.launch("gather_job:gradients", {"out": str(out)}, nproc=2, env=env, timeout=300)
+    two = _load(out)
+    assert two["n_local"] == 4  # rank 0's share of 7: the ranks hold different numbers
+    for a, b in zip(one, two["grads"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    tensors = distributed.gather_batch(torch.ones(3), torch.zeros(3))  # one process
+    assert [t.tolist() for t in tensors] == [[1.0] * 3, [0.0] * 3]
+
+
+def test_two_nodes_meeting_at_a_rendezvous_endpoint_train_as_one_process(toy):
+    """`--nnodes 2 --rdzv_endpoint host:port`, both "nodes" on this machine (one process
+    each, gloo on the loopback): the same weights as one process with the same batches."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    job, env, tmp = toy
+    reference = job.model(0)
+    job.train(epochs=2, net=reference)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    node_env = env | {"GLOO_SOCKET_IFNAME": "lo"}
+
+    def node(k: int):
+        settings = {"out": str(tmp / f"node{k}.pt"), "epochs": 2}
+        return distributed.launch(
+            "toy_job:train", settings, nproc=1, nnodes=2, rdzv_endpoint=f"127.0.0.1:{port}",
+            env=node_env, timeout=300,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(node, (0, 1)))
+    written = [p for p in (tmp / "node0.pt", tmp / "node1.pt") if p.exists()]
+    assert len(written) == 1  # rank 0 alone writes, on whichever node it landed
+    assert _max_diff(reference.state_dict(), _load(written[0])["state"]) < 1e-5

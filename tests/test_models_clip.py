@@ -256,8 +256,8 @@ def test_the_prompt_loss_is_the_contrastive_loss_with_each_images_prompt(standin
         )
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
     assert len(grads[0][1]) == len(grads[1][1]) > 0
-    for g0, g1 in zip(grads[0][1], grads[1][1], strict=True):
-        torch.testing.assert_close(g0, g1, atol=1e-6, rtol=1e-4)
+    for g0, g1 in zip(grads[0][1], grads[1][1], strict=True):  # float32 sums in another
+        torch.testing.assert_close(g0, g1, atol=1e-5, rtol=1e-3)  # order (CPU-dependent)
 
 
 def test_prompt_embeddings_are_the_same_in_train_mode_and_leave_the_mode_alone(standin):

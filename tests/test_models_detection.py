@@ -228,8 +228,8 @@ def test_roi_features_are_1024_d_deterministic_and_batch_independent(detector):
     assert [f.shape for f in feats] == [(2, 1024), (0, 1024), (1, 1024)]
     assert all(f.dtype == np.float32 for f in feats)
     again = det.roi_features(detector, x, boxes, batch_size=1)
-    for a, b in zip(feats, again, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(feats, again, strict=True):  # float32 convolutions of another batch
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # size: last digits (CPU)
     np.testing.assert_array_equal(det.background_box((128, 96)), [[0, 0, 96, 128]])
     assert not np.allclose(feats[0][0], feats[0][1])  # another box, another representation
     with pytest.raises(ValueError, match="box arrays"):

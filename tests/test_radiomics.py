@@ -515,6 +515,31 @@ def test_pca_is_clipped_to_the_smallest_training_fold():
     assert limit == 8 and search.param_grid["pca__n_components"] == [4, 8]
 
 
+def test_a_dask_cluster_runs_the_grid_search_with_the_serial_result():
+    """A Dask cluster (2 one-thread workers; DASK_SCHEDULER can be 'local', an address or a
+    client) runs the grid's fits through joblib's Dask backend: the same scores, best
+    setting and refitted model as serially."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    X, y, groups = _pairs(signal=1.0, seed=2)
+    grid = {**SMALL_GRID, "gbm__learning_rate": [0.05, 0.2]}
+    serial = rad.fit_radiomics(X, y, groups, grid=grid, seed=3)
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with cluster, Client(cluster) as client, get_task_stream(client) as stream:
+        local = rad.fit_radiomics(X, y, groups, grid=grid, seed=3, scheduler=client)
+    n_fits = len(serial.cv_results_["params"]) * len(serial.cv)
+    assert len(stream.data) >= n_fits  # the fits ran as dask tasks
+    np.testing.assert_array_equal(
+        local.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
+    )
+    assert local.best_params_ == serial.best_params_
+    np.testing.assert_array_equal(local.predict_proba(X), serial.predict_proba(X))
+    with pytest.raises(ValueError, match="DASK_SCHEDULER must be"):
+        rad.fit_radiomics(X, y, groups, grid=grid, scheduler="tcp:/typo")
+
+
 def test_fit_radiomics_rejects_bad_inputs():
     X, y, groups = _pairs(signal=1.0)
     bad = X.copy()

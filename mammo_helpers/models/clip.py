@@ -346,13 +346,16 @@ def _check_prompts(prompts, n_classes: int | None) -> list[str]:
 def prompt_embeddings(clip: Clip, prompts, n_classes: int | None = None):
     """The normalised text embeddings of ``prompts`` (one per class), shape (K, d), from
     the text tower in eval mode (no dropout), whatever mode the model is in; the model's
-    mode is left as it was."""
+    mode is left as it was. On the model's device."""
+    from mammo_helpers import devices
+
     prompts = _check_prompts(prompts, n_classes)
+    tokens = clip.tokenize(prompts).to(devices.model_device(clip.model))
     was_training = clip.model.training
     clip.model.eval()
     try:
         with torch.no_grad():
-            return F.normalize(clip.model.encode_text(clip.tokenize(prompts)), dim=-1)
+            return F.normalize(clip.model.encode_text(tokens), dim=-1)
     finally:
         clip.model.train(was_training)
 
@@ -375,12 +378,14 @@ class PromptClassifier(torch.nn.Module):
 
 def zero_shot_probs(clip: Clip, images, prompts, *, n_classes=None, batch_size: int = 64):
     """Class probabilities (N, K): the softmax of :class:`PromptClassifier`'s logits, in
-    batches, without gradients. Chapter 01."""
-    model = PromptClassifier(clip, prompts, n_classes).eval()
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    with torch.inference_mode():
-        out = [model(b).softmax(-1) for b in x.split(batch_size)]
-    return torch.cat(out).numpy()
+    batches, without gradients, on the model's device. Chapter 01."""
+    from mammo_helpers import devices
+
+    model = PromptClassifier(clip, prompts, n_classes)
+    out = devices.predict_batches(
+        model, images, lambda m, b: m(b).softmax(-1), batch_size=batch_size
+    )
+    return np.zeros((0, len(model.text)), np.float32) if out is None else out
 
 
 # --------------------------------------------------------------------------- training
@@ -388,15 +393,18 @@ def contrastive_loss(weights=None):
     """A ``loss(model, batch)`` for :func:`mammo_helpers.training.fit`: ``batch`` =
     (images, tokens, labels), both towers encoded and scored by the class-weighted
     contrastive loss with the model's temperature (``weights``: one per class, e.g.
-    :func:`mammo_helpers.models.losses.class_weights`). Chapter 01's pre-training (tokens
-    of the reports) and fine-tuning (tokens of each image's class prompt)."""
+    :func:`mammo_helpers.models.losses.class_weights`). Under ``torchrun`` every rank
+    scores the global batch (:func:`mammo_helpers.distributed.gather_batch`), as one
+    process would. Chapter 01's pre-training (tokens of the reports) and fine-tuning
+    (tokens of each image's class prompt)."""
+    from mammo_helpers import distributed
     from mammo_helpers.models.losses import weighted_contrastive_loss
 
     def loss(model, batch):
         images, tokens, labels = batch
-        image = model.encode_image(images)
-        text = model.encode_text(tokens)
-        return weighted_contrastive_loss(image, text, labels, model.logit_scale.exp(), weights)
+        image, text, scale = model(images, tokens)[:3]  # forward: DDP-safe
+        image, text, labels = distributed.gather_batch(image, text, labels)
+        return weighted_contrastive_loss(image, text, labels, scale, weights)
 
     return loss
 
@@ -405,13 +413,15 @@ def prompt_contrastive_loss(prompt_tokens, weights=None):
     """A ``loss(model, batch)`` for fine-tuning on class prompts: ``batch`` = (images,
     labels); each image's text is its class prompt. The same value and gradients as
     :func:`contrastive_loss` with ``tokens = prompt_tokens[labels]``, but the text tower
-    encodes the K prompts once per batch instead of one copy per image. Chapter 01."""
+    encodes the K prompts once per batch instead of one copy per image; under ``torchrun``
+    the global batch, as :func:`contrastive_loss`. Chapter 01."""
+    from mammo_helpers import distributed
     from mammo_helpers.models.losses import weighted_contrastive_loss
 
     def loss(model, batch):
         images, labels = batch
-        image = model.encode_image(images)
-        text = model.encode_text(prompt_tokens)[labels]
-        return weighted_contrastive_loss(image, text, labels, model.logit_scale.exp(), weights)
+        image, prompts, scale = model(images, prompt_tokens.to(images.device))[:3]
+        image, labels = distributed.gather_batch(image, labels)
+        return weighted_contrastive_loss(image, prompts[labels], labels, scale, weights)
 
     return loss

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mammo_helpers import training
+from mammo_helpers import devices, distributed, training
 from mammo_helpers.cache import data_digest
 from mammo_helpers.models import clip as clip_mod
 from mammo_helpers.models import losses
@@ -128,14 +128,21 @@ def finetune(
 
 class ImageClassifier(torch.nn.Module):
     """The cross-entropy baseline: a copy of a CLIP model's image tower (its projection
-    included) followed by a linear layer to ``n_classes`` logits."""
+    included) followed by a linear layer to ``n_classes`` logits, drawn from ``seed``
+    (without a seed, from the global random state: then the head depends on what ran
+    before)."""
 
-    def __init__(self, clip, n_classes: int):
+    def __init__(self, clip, n_classes: int, seed: int | None = None):
         super().__init__()
         self.visual = copy.deepcopy(clip.model.visual)
+        device = devices.model_device(self.visual)
         with torch.no_grad():
-            width = self.visual(torch.zeros(1, 3, clip.image_size, clip.image_size)).shape[-1]
-        self.head = torch.nn.Linear(width, n_classes)
+            probe = torch.zeros(1, 3, clip.image_size, clip.image_size, device=device)
+            width = self.visual(probe).shape[-1]
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.head = torch.nn.Linear(width, n_classes, device=device)
 
     def forward(self, images):
         return self.head(self.visual(images))
@@ -164,12 +171,14 @@ def train_classifier(
 
 def predict_probs(scorer: Callable, images, *, batch_size: int = 128) -> np.ndarray:
     """Softmax of ``scorer(images)`` (a module giving class logits, e.g.
-    :class:`~mammo_helpers.models.clip.PromptClassifier`), in batches, in inference mode."""
-    x = torch.as_tensor(np.ascontiguousarray(images, dtype=np.float32))
-    if hasattr(scorer, "eval"):
-        scorer.eval()
-    with torch.inference_mode():
-        return torch.cat([scorer(b).softmax(-1) for b in x.split(batch_size)]).numpy()
+    :class:`~mammo_helpers.models.clip.PromptClassifier`), in batches, in inference mode,
+    on the scorer's device."""
+    out = devices.predict_batches(
+        scorer, images, lambda m, b: m(b).softmax(-1), batch_size=batch_size
+    )
+    if out is None:
+        raise ValueError("predict_probs: no images")
+    return out
 
 
 def cached_training(
@@ -203,10 +212,14 @@ def train_variant(
     seed: int = 0,
     cache_dir=None,
     progress: bool = False,
+    launcher: str = "in-process",
+    nproc: int = 1,
 ) -> tuple[Callable, training.History]:
     """Train one of :data:`VARIANTS` from the weights ``start_state`` (described by the
     JSON-able ``start``, e.g. the pre-training's settings, for the cache key) on ``images``
-    and ``labels``, through the model cache under ``name``. Returns ``(probs, history)``:
+    and ``labels``, through the model cache under ``name``, in this process or in a
+    ``torchrun`` job of ``nproc`` processes (``launcher``; see
+    :func:`mammo_helpers.distributed.train_cached`). Returns ``(probs, history)``:
     ``probs(images)`` gives the trained model's class probabilities (N, K). Chapter 01."""
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
@@ -214,18 +227,18 @@ def train_variant(
     settings = dict(model=clip.config, start=start, variant=variant, epochs=epochs, lr=lr)
     settings |= dict(batch_size=batch_size, seed=seed, data=data_digest(images, labels, prompts))
     common = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    where = dict(launcher=launcher, nproc=nproc, cache_dir=cache_dir)
     if variant == "crossentropy":
-        net = ImageClassifier(clip, len(prompts))
-        history, _ = cached_training(
-            net, name, settings, lambda: train_classifier(net, images, labels, **common),
-            cache_dir=cache_dir,
+        net = ImageClassifier(clip, len(prompts), seed=seed)
+        history, _ = distributed.train_cached(
+            cached_training, net, name, settings,
+            lambda: train_classifier(net, images, labels, **common), **where,
         )  # fmt: skip
         return (lambda x: predict_probs(net, x)), history
     weighted = variant == "weighted"
-    history, _ = cached_training(
-        clip.model, name, settings,
-        lambda: finetune(clip, images, labels, prompts, weighted=weighted, **common),
-        cache_dir=cache_dir,
+    history, _ = distributed.train_cached(
+        cached_training, clip.model, name, settings,
+        lambda: finetune(clip, images, labels, prompts, weighted=weighted, **common), **where,
     )  # fmt: skip
     state = copy.deepcopy(clip.model.state_dict())
 

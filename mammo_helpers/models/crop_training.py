@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from mammo_helpers import training
+from mammo_helpers import devices, training
 from mammo_helpers.models import classifiers, losses
 
 __all__ = ["batches", "cached", "dataset_arrays", "focal_batch_loss", "predict", "train"]
@@ -110,16 +110,13 @@ def dataset_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def predict(model, x, *, batch_size: int = 256) -> np.ndarray:
-    """Sigmoid probabilities (N, L) of ``x`` (N, C, H, W) in eval mode."""
+    """Sigmoid probabilities (N, L) of ``x`` (N, C, H, W) in eval mode, on the model's
+    device."""
     import torch
 
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            _, logits = model(x[i : i + batch_size])
-            out.append(torch.sigmoid(logits).numpy())
-    if not out:
+    out = devices.predict_batches(
+        model, x, lambda m, b: torch.sigmoid(m(b)[1]), batch_size=batch_size
+    )
+    if out is None:
         return np.zeros((0, len(getattr(model, "labels", ()))), np.float32)
-    return np.concatenate(out)
+    return out

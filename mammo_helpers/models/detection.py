@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from mammo_helpers import boxes as bx
-from mammo_helpers import training
+from mammo_helpers import devices, training
 from mammo_helpers.vocab import LESION_CLASSES as _LESION_CLASSES
 
 __all__ = [
@@ -654,7 +654,7 @@ def _images(model, images) -> torch.Tensor:
             f"images must be (N, {_in_chans_of(model)}, H, W) for this detector, got "
             f"{tuple(x.shape)}"
         )
-    return x
+    return x.to(devices.model_device(model))
 
 
 class _EvalMode:
@@ -704,9 +704,9 @@ def detect(
             for d in model(list(x[start : start + batch_size])):
                 out.append(
                     {
-                        "boxes": d["boxes"].numpy().astype(np.float32),
-                        "scores": d["scores"].numpy().astype(np.float32),
-                        "labels": d["labels"].numpy().astype(np.int64),
+                        "boxes": devices.to_numpy(d["boxes"]).astype(np.float32),
+                        "scores": devices.to_numpy(d["scores"]).astype(np.float32),
+                        "labels": devices.to_numpy(d["labels"]).astype(np.int64),
                     }
                 )
     return out
@@ -750,13 +750,13 @@ def roi_features(model, images, boxes_per_image, *, batch_size: int = 8) -> list
                 chunk, b_all[start : start + batch_size], image_list.image_sizes, strict=True
             ):
                 scale = np.array([w / img.shape[-1], h / img.shape[-2]] * 2)
-                props.append(torch.as_tensor(b * scale, dtype=torch.float32))
+                props.append(torch.as_tensor(b * scale, dtype=torch.float32, device=x.device))
             counts = [len(p) for p in props]
             if sum(counts) == 0:
                 out += [np.zeros((0, size), dtype=np.float32) for _ in counts]
                 continue
             pooled = model.roi_heads.box_roi_pool(feats, props, image_list.image_sizes)
-            rep = model.roi_heads.box_head(pooled).numpy().astype(np.float32)
+            rep = devices.to_numpy(model.roi_heads.box_head(pooled)).astype(np.float32)
             out += list(np.split(rep, np.cumsum(counts)[:-1]))
     return out
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from mammo_helpers import training
+from mammo_helpers import devices, training
 from mammo_helpers.models import classifiers, image_training, multiview, task_training
 from mammo_helpers.vocab import LESION_CLASSES
 
@@ -190,14 +190,12 @@ def build_patch_classifier(
 
 def probabilities(model, x, batch_size: int = 128):
     """Softmax probabilities (N, classes) of a model returning ``(features, logits)``, in eval
-    mode (the patch classifier's five classes; chapter 05)."""
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            _, logits = model(torch.as_tensor(x[i : i + batch_size], dtype=torch.float32))
-            out.append(torch.softmax(logits.double(), 1))
-    return torch.cat(out).numpy()
+    mode, on the model's device (the patch classifier's five classes; chapter 05)."""
+
+    def step(m, b):
+        return torch.softmax(m(b)[1].double(), 1)
+
+    return devices.predict_batches(model, x, step, batch_size=batch_size)
 
 
 def evaluate_patches(model, x, y) -> dict:

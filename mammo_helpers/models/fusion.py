@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mammo_helpers import training
+from mammo_helpers import devices, training
 from mammo_helpers.vocab import FOUR_VIEWS, LESION_CLASSES
 
 __all__ = [
@@ -646,7 +646,12 @@ def _ce_loss(model, batch):
 
 
 def _logits(model, xs: list[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
-    out = [model(*(x[i : i + batch_size] for x in xs)) for i in range(0, len(xs[0]), batch_size)]
+    """The model's logits for the branch tensors ``xs``, computed on its device, on the CPU."""
+    device = devices.model_device(model)
+    out = [
+        model(*(x[i : i + batch_size].to(device) for x in xs)).cpu()
+        for i in range(0, len(xs[0]), batch_size)
+    ]
     return torch.cat(out)
 
 
@@ -702,7 +707,7 @@ def train_pfeat(
 
 
 def predict_pfeat(model: PFeat, arrays, *, batch_size: int = 256) -> np.ndarray:
-    """p(positive) (N,): the softmax of the logits, in eval mode."""
+    """p(positive) (N,): the softmax of the logits, in eval mode, on the model's device."""
     xs = _tensors(model, arrays, "predict_pfeat")
     model.eval()
     with torch.inference_mode():

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from mammo_helpers import training
+from mammo_helpers import devices, training
 from mammo_helpers.models import classifiers
 
 __all__ = [
@@ -97,17 +97,15 @@ def ce_loss(model, batch):
 
 
 def predict_proba(model, x, *, batch_size: int = 128) -> np.ndarray:
-    """Softmax probability of ``malignant`` (N,) for ``x`` (N, C, H, W), in eval mode."""
+    """Softmax probability of ``malignant`` (N,) for ``x`` (N, C, H, W), in eval mode, on
+    the model's device."""
     import torch
 
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            _, logits = model(x[i : i + batch_size])
-            out.append(torch.softmax(logits.double(), 1)[:, 1].numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    def step(m, b):
+        return torch.softmax(m(b)[1].double(), 1)[:, 1]
+
+    out = devices.predict_batches(model, x, step, batch_size=batch_size)
+    return np.zeros(0) if out is None else out
 
 
 def evaluate(model, x, y) -> dict:

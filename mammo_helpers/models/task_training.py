@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from mammo_helpers import training
+from mammo_helpers import devices, training
 from mammo_helpers.models import classifiers, image_training, multiview
 
 __all__ = ["augment", "batches", "cached", "predict", "train"]
@@ -212,20 +212,15 @@ def train(
 def predict(model, x, *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """``(p, features)``: the positive class's softmax probability (N,) and the pooled
     features (N, D) of ``x`` in eval mode. Chapter 04 (P_score takes ``p``, P_feat the
-    features)."""
+    features). On the model's device."""
     import torch
 
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    model.eval()
-    ps, feats = [], []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            f, logits = model(x[i : i + batch_size])
-            ps.append(torch.softmax(logits.double(), 1)[:, 1].numpy())
-            feats.append(f.flatten(1).float().numpy())
-    if not ps:
-        return np.zeros(0), np.zeros((0, 0), np.float32)
-    return np.concatenate(ps), np.concatenate(feats)
+    def step(m, b):
+        f, logits = m(b)
+        return torch.softmax(logits.double(), 1)[:, 1], f.flatten(1).float()
+
+    out = devices.predict_batches(model, x, step, batch_size=batch_size)
+    return (np.zeros(0), np.zeros((0, 0), np.float32)) if out is None else out
 
 
 def cached(model, name: str, settings: dict, run, *, cache_dir=None):

@@ -39,9 +39,12 @@ def forward_rate(model, windows, *, batch_size: int, repeats: int = 5) -> float:
     with masked copies)."""
     import torch
 
+    from mammo_helpers import devices
+
     model.eval()
     reps = -(-batch_size // len(windows))
     batch = windows.repeat(reps, 1, 1, 1)[:batch_size].contiguous()
+    batch = batch.to(devices.model_device(model))
 
     def run():  # four batches per timing, so that one batch's noise does not decide
         with torch.inference_mode():

@@ -66,7 +66,9 @@ def gradcam(model, images, target_layer, classes, *, reshape=None) -> np.ndarray
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    from mammo_helpers import devices
+
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32)).to(devices.model_device(model))
     classes = [int(c) for c in np.atleast_1d(classes)]
     if len(classes) != len(x):
         raise ValueError(f"{len(classes)} classes for {len(x)} images")

@@ -264,6 +264,7 @@ def _run_blocks(model, windows, bank, acc, state, *, batch_size, tolerance, min_
     for b, start in enumerate(starts):
         masks = bank.masks(start, start + block)
         flat = masks.flatten(1).double().numpy() if acc.relax else None
+        masks = masks.to(windows.device)
         step = _plan(len(active), masks.shape[0], batch_size)
         for i in range(0, len(active), step):
             rows = active[i : i + step]
@@ -303,13 +304,17 @@ def correlax(
     float tensor ((h, w) = ``bank.hw``), with the masks of ``bank``, ``batch_size`` masked
     windows per forward pass. ``labels`` names the model's outputs (default ``model.labels``). With
     ``tolerance``, a window stops once every r's predicted standard error
-    (1 - r^2) / sqrt(n) is below it (and at least ``min_masks`` were used)."""
+    (1 - r^2) / sqrt(n) is below it (and at least ``min_masks`` were used). Computed on
+    the model's device."""
     import torch
+
+    from mammo_helpers import devices
 
     labels = tuple(labels if labels is not None else getattr(model, "labels", ()))
     h, w = bank.hw
     if windows.ndim != 4 or tuple(windows.shape[-2:]) != (h, w):
         raise ValueError(f"windows must be shaped (W, C, {h}, {w}), got {tuple(windows.shape)}")
+    windows = windows.to(devices.model_device(model))
     model.eval()
     with torch.inference_mode():
         feats, logits = _unmasked(model, windows, batch_size)
@@ -328,7 +333,7 @@ def correlax(
             tolerance=tolerance,
             min_masks=min_masks,
         )
-    return _result(acc, labels, probs.double().numpy(), (h, w))
+    return _result(acc, labels, probs.double().cpu().numpy(), (h, w))
 
 
 def _result(acc: _Accumulator, labels, prediction, hw: tuple[int, int]) -> CorrelaxResult:
@@ -364,23 +369,25 @@ def correlax_loop(model, windows, bank: MaskBank, *, mask_batch: int = 128):
     import torch
     import torch.nn.functional as F
 
+    from mammo_helpers import devices
+
+    device = devices.model_device(model)
     model.eval()
     r_dist, r_label = [], []
     with torch.inference_mode():
-        for window in windows:
+        for window in windows.to(device):
             h, y = forward_features(model, window[None])
             y = torch.sigmoid(y)
             s_h, s_y, y_m = [], [], []
             for start in range(0, bank.n, mask_batch):
-                masked = window[None] * bank.masks(start, start + mask_batch)
+                masked = window[None] * bank.masks(start, start + mask_batch).to(device)
                 h_m, logits = forward_features(model, masked)
                 y_batch = torch.sigmoid(logits)
                 s_h.append(F.cosine_similarity(h.double(), h_m.double()))
                 s_y.append(F.cosine_similarity(y.double(), y_batch.double()))
                 y_m.append(y_batch)
-            rows = np.vstack(
-                [torch.cat(s_h).numpy(), torch.cat(s_y).numpy(), torch.cat(y_m).numpy().T]
-            ).astype(float)
+            s_h, s_y, y_m = (devices.to_numpy(torch.cat(part)) for part in (s_h, s_y, y_m))
+            rows = np.vstack([s_h, s_y, y_m.T]).astype(float)
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = np.nan_to_num(np.corrcoef(rows)[0, 1:], nan=0.0)
             r_dist.append(r[0])
@@ -464,19 +471,23 @@ def image_maps(payload, *, model, bank: MaskBank, stride: int, **options) -> dic
 def mask_samples(model, window, bank: MaskBank, *, batch_size: int = 256) -> dict:
     """The per-mask values CorRELAX correlates for one window (C, w, w), for figures
     (chapter 02's Fig. 4): ``s_h`` = cos(h, h_M), ``s_y`` = cos(y, y_M) and ``y_m``
-    (n, L) the masked sigmoid outputs, plus ``y`` (L,) the unmasked ones."""
+    (n, L) the masked sigmoid outputs, plus ``y`` (L,) the unmasked ones. On the model's
+    device."""
     import torch
 
+    from mammo_helpers import devices
+
+    window = window.to(devices.model_device(model))
     model.eval()
     parts = []
     with torch.inference_mode():
         feats, logits = forward_features(model, window[None])
         probs = torch.sigmoid(logits)
         for start in range(0, bank.n, batch_size):
-            masks = bank.masks(start, start + batch_size)
+            masks = bank.masks(start, start + batch_size).to(window.device)
             parts.append(_masked_outputs(model, window[None], masks, feats, probs))
     s_h, s_y, shifted = (np.concatenate([p[k][0] for p in parts]) for k in range(3))
-    y = probs[0].double().numpy()
+    y = devices.to_numpy(probs[0].double())
     return {"s_h": 1.0 + s_h, "s_y": 1.0 + s_y, "y_m": shifted + y, "y": y}
 
 

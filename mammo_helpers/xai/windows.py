@@ -220,22 +220,25 @@ def stitch(window_maps, grid: WindowGrid) -> np.ndarray:
 
 def window_probabilities(model, roi, grid: WindowGrid, *, batch_size: int = 256) -> np.ndarray:
     """Sigmoid outputs (n_windows, L) of a ``(features, logits)`` model on every kept
-    window of the ROI ``roi`` (H, W, C), ``batch_size`` windows at a time: the values of the
-    prediction maps (chapters 02, 03)."""
+    window of the ROI ``roi`` (H, W, C), ``batch_size`` windows at a time, on the model's
+    device: the values of the prediction maps (chapters 02, 03)."""
     import torch
 
     roi = np.asarray(roi, dtype=np.float32)
     if roi.ndim != 3 or roi.shape[:2] != tuple(grid.roi_hw):
         raise ValueError(f"roi must be (H, W, C) with (H, W) = {grid.roi_hw}, got {roi.shape}")
+    from mammo_helpers import devices
+
     padded = pad_roi(roi, grid.window)
+    device = devices.model_device(model)
     model.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, grid.n_windows, batch_size):
             index = np.arange(start, min(start + batch_size, grid.n_windows))
             cut = np.moveaxis(extract_windows(padded, grid, index), -1, 1)
-            _, logits = model(torch.from_numpy(np.ascontiguousarray(cut)))
-            out.append(torch.sigmoid(logits).numpy())
+            _, logits = model(torch.from_numpy(np.ascontiguousarray(cut)).to(device))
+            out.append(devices.to_numpy(torch.sigmoid(logits)))
     return np.concatenate(out)
 
 
