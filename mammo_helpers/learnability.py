@@ -308,22 +308,24 @@ def train_cnn(
     init: Trained | None = None,
     seed: int = 0,
     progress: bool = False,
+    device="cpu",
 ) -> Trained:
     """Adam + BCE (positives weighted by the class ratio) with random flips, cosine
-    learning rate; returns the weights and the loss per epoch. ``width`` and ``blocks``
-    default to 16 and 4, or to ``init``'s when training starts from the weights of another
-    run (e.g. a whole-image model from a patch model, ``pool="max"``). Chapter 00."""
+    learning rate, on ``device`` (``DEVICE``); returns the weights (on the CPU) and the
+    loss per epoch. ``width`` and ``blocks`` default to 16 and 4, or to ``init``'s when
+    training starts from the weights of another run (e.g. a whole-image model from a patch
+    model, ``pool="max"``). Predictions (:func:`predict`) run on the CPU. Chapter 00."""
     import torch
 
     if len(set(samples.y.tolist())) < 2:
         raise ValueError("train_cnn needs lesion and normal samples in the training set")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = _network(width, blocks, pool, init)
+    net = _network(width, blocks, pool, init).to(device)
     x = torch.from_numpy(samples.x).unsqueeze(1)
     y = torch.from_numpy(samples.y).float()
     pos_weight = torch.tensor((y == 0).sum().item() / max((y == 1).sum().item(), 1))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     history = training.fit(
         net,
@@ -340,7 +342,8 @@ def train_cnn(
         "px": int(x.shape[-1]),
         "init": None if init is None else weights_digest(init.state),
     }
-    return Trained(net.state_dict(), history.column("loss"), settings)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    return Trained(state, history.column("loss"), settings)
 
 
 def _blocks(net) -> int:
@@ -440,7 +443,7 @@ def _cache_request(samples: Samples, train_kwargs: dict) -> tuple[dict, list]:
     from mammo_helpers.models.classifiers import conv_blocks
 
     settings = {"data": data_digest(samples.x, samples.y, samples.kind, samples.patient_id)}
-    settings |= train_kwargs
+    settings |= {k: v for k, v in train_kwargs.items() if k != "device"}  # not in the key
     if train_kwargs.get("init") is not None:
         settings["init"] = weights_digest(train_kwargs["init"].state)
     code = [small_cnn, conv_blocks, train_cnn, _network, _batches, _augment, training]
@@ -489,13 +492,15 @@ def launch_training(samples: Samples, *, nproc: int, cache_dir=None, name: str, 
 
     root = cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
+    device = str(train_kwargs.pop("device", "cpu"))
     with tempfile.TemporaryDirectory(prefix=".torchrun-", dir=root) as tmp:
         path = Path(tmp) / "samples.pkl"
         init = train_kwargs.pop("init", None)
         with open(path, "wb") as fh:
             pickle.dump({"samples": samples, "init": init}, fh)
         settings = {"samples_file": str(path), "cache_dir": str(root), "name": name}
-        distributed.launch(_JOB, settings | {"train_kwargs": train_kwargs}, nproc=nproc)
+        settings |= {"train_kwargs": train_kwargs | {"device": device}}
+        distributed.launch(_JOB, settings, nproc=nproc, device=device.partition(":")[0])
 
 
 _JOB = "mammo_helpers.learnability:train_job"
@@ -506,9 +511,13 @@ def train_job(*, samples_file: str, cache_dir: str, name: str, train_kwargs: dic
     ``python -m mammo_helpers.distributed``). Chapter 00."""
     import pickle
 
+    from mammo_helpers import distributed
+
     with open(samples_file, "rb") as fh:
         data = pickle.load(fh)  # written by launch_training a moment ago
     kwargs = dict(train_kwargs) | ({"init": data["init"]} if data["init"] is not None else {})
+    if str(kwargs.get("device", "cpu")).startswith("cuda"):  # each rank on its own GPU
+        kwargs["device"] = f"cuda:{distributed.context().local_rank}"
     train_cached(data["samples"], cache_dir=cache_dir, name=name, **kwargs)
 
 

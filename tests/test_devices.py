@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mixed_devices import NoMixedDevices
 
 from mammo_helpers import devices
 
@@ -144,32 +145,6 @@ class _LogitsProbe(_DeviceProbe):
 
     def forward(self, *inputs):
         return super().forward(*inputs)[1]
-
-
-class _MixedDevices(Exception):
-    pass
-
-
-#: Indexing by a CPU index (allowed on CUDA) and moving a module (``Module.to``).
-_MAY_MIX = (
-    torch.Tensor.__getitem__,
-    torch.Tensor.__setitem__,
-    torch._has_compatible_shallow_copy_type,
-)
-
-
-class _NoMixedDevices(torch.overrides.TorchFunctionMode):
-    """Fails any torch operation on tensors of two devices (indexing by a CPU index and
-    0-d scalars are allowed, as on CUDA), which meta tensors would otherwise let pass."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in _MAY_MIX:
-            leaves = torch.utils._pytree.tree_leaves((args, kwargs))
-            kinds = {t.device.type for t in leaves if torch.is_tensor(t) and t.dim() > 0}
-            if len(kinds) > 1:
-                raise _MixedDevices(f"{func} on {sorted(kinds)}")
-        return func(*args, **kwargs)
 
 
 def test_model_device_is_the_first_parameters_or_buffers_and_the_cpu_without_either():
@@ -314,13 +289,13 @@ def test_clip_helpers_compute_on_the_models_device(tiny_clip):
 
     standin, prompts = tiny_clip
     stopped = pytest.raises((NotImplementedError, RuntimeError), match="meta tensor")
-    with stopped, _NoMixedDevices():
+    with stopped, NoMixedDevices():
         clip.zero_shot_probs(standin, np.zeros((3, 3, 32, 32), np.float32), prompts)
     loss = clip.prompt_contrastive_loss(standin.tokenize(prompts))
     batch = devices.to_device((torch.zeros(2, 3, 32, 32), torch.tensor([0, 1])), "meta")
-    with stopped, _NoMixedDevices():
+    with stopped, NoMixedDevices():
         loss(standin.model, batch)
-    with _NoMixedDevices():
+    with NoMixedDevices():
         classifier = clip_training.ImageClassifier(standin, 2)
     assert {p.device.type for p in classifier.parameters()} == {"meta"}
 
@@ -353,6 +328,6 @@ def test_inference_helpers_compute_on_the_models_device(name):
     stops: what the helper would hand back on a GPU."""
     logits_only = name in ("clip_training.predict_probs", "gradcam.gradcam")
     model = _LogitsProbe() if logits_only else _DeviceProbe()
-    with pytest.raises(NotImplementedError, match="meta"), _NoMixedDevices():
+    with pytest.raises(NotImplementedError, match="meta"), NoMixedDevices():
         INFERENCE_HELPERS[name](model)
     assert model.seen == ({"meta"} if name.split(".")[0] in PROBED else set())

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from mixed_devices import NoMixedDevices
 from sklearn.metrics import roc_auc_score
 
 import mammo_helpers as mh
@@ -164,6 +165,22 @@ def test_train_cached_hits_on_same_data_and_misses_on_other(tmp_path):
     other, hit3 = lb.train_cached(s.take(np.arange(40)), cache_dir=tmp_path, **kw)
     assert (hit1, hit2, hit3) == (False, True, False)
     assert again.loss == first.loss and again.settings == first.settings
+
+
+def test_the_cnn_trains_on_the_given_device_and_where_is_not_in_the_cache_key(tmp_path):
+    """DEVICE: the network, its loss and every batch go to the device (``meta`` stands in
+    for a GPU: the run stops at the first value read back, with no operation mixing
+    devices); the weights come back on the CPU; the cache key does not depend on it."""
+    samples = _blob_samples(n=16)
+    with pytest.raises(RuntimeError, match="meta tensors"), NoMixedDevices():
+        lb.train_cnn(samples, epochs=1, batch_size=8, device="meta")
+    run = lb.train_cnn(samples, epochs=1, batch_size=8, device=torch.device("cpu"))
+    assert {v.device.type for v in run.state.values()} == {"cpu"}
+    first, _ = lb.train_cached(samples, cache_dir=tmp_path, epochs=1, batch_size=8)
+    again, hit = lb.train_cached(
+        samples, cache_dir=tmp_path, epochs=1, batch_size=8, device=torch.device("cpu")
+    )
+    assert hit and again.loss == first.loss
 
 
 def test_torchrun_training_is_cached_for_the_chapter_and_matches_one_process(tmp_path):
