@@ -331,3 +331,26 @@ def test_inference_helpers_compute_on_the_models_device(name):
     with pytest.raises(NotImplementedError, match="meta"), NoMixedDevices():
         INFERENCE_HELPERS[name](model)
     assert model.seen == ({"meta"} if name.split(".")[0] in PROBED else set())
+
+
+def test_every_trainer_of_the_package_hands_precision_to_fit():
+    """Each call of ``training.fit`` in the chapters' trainers passes ``precision=`` on,
+    and its function takes the parameter (a new trainer that forgets it fails here)."""
+    import ast
+    from pathlib import Path
+
+    import mammo_helpers
+
+    calls = 0
+    for path in Path(mammo_helpers.__file__).parent.joinpath("models").glob("*.py"):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            for call in ast.walk(fn):
+                if isinstance(call, ast.Call) and ast.unparse(call.func) == "training.fit":
+                    calls += 1
+                    where = f"{path.name}:{fn.name}"
+                    assert "precision" in {k.arg for k in call.keywords}, where
+                    params = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+                    assert "precision" in params, where
+    assert calls == 8  # crop, image, task, patch classifier, stage, detector, P_feat, CLIP

@@ -148,3 +148,21 @@ def test_augment_shifts_and_zooms_within_their_ranges_and_draws_nothing_extra_wi
     task_training.augment(torch.rand(2, 1, 8, 8), gen_a, degrees=5, crop=(0.9, 1.0))
     torch.rand(14, generator=gen_b)
     assert torch.equal(torch.rand(4, generator=gen_a), torch.rand(4, generator=gen_b))
+
+
+def test_precision_reaches_the_training_loop():
+    """PRECISION: bf16 autocast trains the same recipe (loss finite and falling) to other
+    weights than fp32; fp16 off CUDA is refused, naming the parameter."""
+    x, y = _images(32)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        model = multiview.findings_model(seed=0, hidden=16, width=8, blocks=2)
+        history = task_training.train(
+            model, (x, y), (x, y), epochs=3, lr=3e-3, batch_size=8, seed=0, precision=precision
+        )
+        losses = history.column("loss")
+        assert np.isfinite(losses).all() and losses[-1] < losses[0]
+        runs[precision] = model.state_dict()
+    assert any(not torch.equal(runs["fp32"][k], runs["bf16"][k]) for k in runs["fp32"])
+    with pytest.raises(ValueError, match="PRECISION 'fp16' needs a CUDA device"):
+        task_training.train(model, (x, y), (x, y), epochs=1, precision="fp16")

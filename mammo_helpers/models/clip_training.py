@@ -55,8 +55,9 @@ def _tensors(images, labels):
 
 
 def _train(
-    model, x, rest: Callable, loss: Callable, *, epochs, batch_size, lr, seed, progress, desc
-):
+    model, x, rest: Callable, loss: Callable, *, epochs, batch_size, lr, seed, progress, desc,
+    precision="fp32",
+):  # fmt: skip
     """The loop every trainer here shares: seeded shuffled batches ``(flipped images,
     *rest(indices))``, AdamW (weight decay 0.05) with a cosine schedule, through ``fit``."""
     gen = torch.Generator().manual_seed(seed)
@@ -69,8 +70,9 @@ def _train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     return training.fit(
-        model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress, desc=desc
-    )
+        model, batches, loss, opt, epochs=epochs, scheduler=sched, progress=progress, desc=desc,
+        precision=precision,
+    )  # fmt: skip
 
 
 def pretrain(
@@ -83,10 +85,12 @@ def pretrain(
     lr: float = 5e-4,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> training.History:
     """Contrastive pre-training on image-report pairs (each report the positive of its own
-    image only, as CLIP's loss), both towers trained. Chapter 01: the stand-in's stand-in
-    for BiomedCLIP's PubMed pre-training."""
+    image only, as CLIP's loss), both towers trained; ``precision``: ``PRECISION``, as in
+    ``training.fit``. Chapter 01: the stand-in's stand-in for BiomedCLIP's PubMed
+    pre-training."""
     if len(reports) != len(images):
         raise ValueError(f"{len(images)} images but {len(reports)} reports")
     x, _ = _tensors(images, np.zeros(len(images)))
@@ -98,6 +102,7 @@ def pretrain(
     return _train(
         clip.model, x, rest, clip_mod.contrastive_loss(), epochs=epochs,
         batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc="pre-training",
+        precision=precision,
     )  # fmt: skip
 
 
@@ -113,6 +118,7 @@ def finetune(
     lr: float = 1e-4,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> training.History:
     """Fine-tune both towers on (image, class prompt) pairs with the class-weighted
     contrastive loss (paper 01 §2.2; ``weighted=False``: all classes weight 1)."""
@@ -123,6 +129,7 @@ def finetune(
     return _train(
         clip.model, x, lambda idx: (y[idx],), loss, epochs=epochs, batch_size=batch_size,
         lr=lr, seed=seed, progress=progress, desc="fine-tuning",
+        precision=precision,
     )  # fmt: skip
 
 
@@ -158,6 +165,7 @@ def train_classifier(
     lr: float = 1e-4,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> training.History:
     """Plain (unweighted) cross-entropy training of ``model`` (images -> class logits), with
     the same batches, flips, optimiser and schedule as :func:`finetune`."""
@@ -166,6 +174,7 @@ def train_classifier(
     return _train(
         model, x, lambda idx: (y[idx],), lambda m, b: ce(m(b[0]), b[1]), epochs=epochs,
         batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc="cross-entropy",
+        precision=precision,
     )  # fmt: skip
 
 
@@ -214,12 +223,14 @@ def train_variant(
     progress: bool = False,
     launcher: str = "in-process",
     nproc: int = 1,
+    precision: str = "fp32",
 ) -> tuple[Callable, training.History]:
     """Train one of :data:`VARIANTS` from the weights ``start_state`` (described by the
     JSON-able ``start``, e.g. the pre-training's settings, for the cache key) on ``images``
     and ``labels``, through the model cache under ``name``, in this process or in a
     ``torchrun`` job of ``nproc`` processes (``launcher``; see
-    :func:`mammo_helpers.distributed.train_cached`). Returns ``(probs, history)``:
+    :func:`mammo_helpers.distributed.train_cached`), in ``precision`` (``PRECISION``, part
+    of the cache key). Returns ``(probs, history)``:
     ``probs(images)`` gives the trained model's class probabilities (N, K). Chapter 01."""
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
@@ -227,6 +238,7 @@ def train_variant(
     settings = dict(model=clip.config, start=start, variant=variant, epochs=epochs, lr=lr)
     settings |= dict(batch_size=batch_size, seed=seed, data=data_digest(images, labels, prompts))
     common = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    common["precision"] = settings["precision"] = precision
     where = dict(launcher=launcher, nproc=nproc, cache_dir=cache_dir)
     if variant == "crossentropy":
         net = ImageClassifier(clip, len(prompts), seed=seed)

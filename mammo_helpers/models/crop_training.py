@@ -71,10 +71,11 @@ def train(
     draws: int = 1,
     validate=None,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> training.History:
     """Train ``model`` in place with the paper's recipe (module docstring), ``draws`` crops
     per sample and epoch on average; ``validate`` as in :func:`~mammo_helpers.training.fit`.
-    Returns the per-epoch history."""
+    Returns the per-epoch history. ``precision``: ``PRECISION``, as in ``training.fit``."""
     import torch
 
     torch.manual_seed(seed)
@@ -89,6 +90,7 @@ def train(
         scheduler=sched,
         validate=validate,
         progress=progress,
+        precision=precision,
         desc="crop classifier",
     )
 

@@ -597,12 +597,14 @@ def train_detector(
     box_jitter: float = 0.005,
     grad_clip: float | None = 10.0,
     progress: bool = False,
+    precision: str = "fp32",
     validate: Callable | None = None,
     desc: str = "detector",
 ) -> training.History:
     """Train ``model`` in place on ``images`` / ``targets`` (see :class:`DetectionData`)
     with :func:`mammo_helpers.training.fit` and :func:`detection_loss`; returns the
-    per-epoch history (``loss`` is the summed torchvision loss per image batch).
+    per-epoch history (``loss`` is the summed torchvision loss per image batch);
+    ``precision``: ``PRECISION``, as in ``training.fit``.
 
     The paper (§III-A.3): SGD with momentum 0.9 at lr 1e-4, batch size 2, the default
     augmentations (here: horizontal flips, ``hflip``) and boxes jittered with ratio 0.005
@@ -636,6 +638,7 @@ def train_detector(
             validate=validate,
             grad_clip=grad_clip,
             progress=progress,
+            precision=precision,
             desc=desc,
         )
 

@@ -226,11 +226,12 @@ def evaluate_patches(model, x, y) -> dict:
 def train_patch_classifier(
     model: PatchClassifier, train_xy, val_xy, *, epochs: int, lr: float = 1e-3,
     batch_size: int = 64, augment_kw: dict | None = None, stop_patience: int = 5, seed: int = 0,
-    progress: bool = False, desc: str = "patch classifier",
+    progress: bool = False, desc: str = "patch classifier", precision: str = "fp32",
 ) -> training.History:  # fmt: skip
     """End2End's patch classifier trained in place with Adam at ``lr``: cross-entropy over
     the model's classes, early stopping on the validation loss (``stop_patience``), the best
-    epoch's weights kept; ``augment_kw`` as in :func:`task_training.augment`. Chapter 05."""
+    epoch's weights kept; ``augment_kw`` as in :func:`task_training.augment`; ``precision``
+    as in :func:`~mammo_helpers.training.fit`. Chapter 05."""
     torch.manual_seed(seed)
     n_classes = model.head.out_features
     batches = task_training.batches(*train_xy, batch_size=batch_size, seed=seed,
@@ -240,7 +241,7 @@ def train_patch_classifier(
         model, batches, image_training.ce_loss, torch.optim.Adam(model.parameters(), lr=lr),
         epochs=epochs, validate=lambda m: evaluate_patches(m, x_val, y_val),
         stopper=training.EarlyStopping("val_loss", patience=stop_patience),
-        progress=progress, desc=desc,
+        progress=progress, precision=precision, desc=desc,
     )  # fmt: skip
 
 
@@ -331,10 +332,12 @@ def train_stage(
     augment_kw: dict | None = AUGMENT,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
     desc: str = "stage",
 ) -> training.History:
     """Train the model's trainable parameters for one :class:`Stage` (in place; the best
-    epoch by validation loss is kept). Chapter 05."""
+    epoch by validation loss is kept); ``precision``: ``PRECISION``, as in ``training.fit``.
+    Chapter 05."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train_stage: nothing to train (every part is frozen)")
@@ -359,6 +362,7 @@ def train_stage(
         stopper=training.EarlyStopping("val_loss", patience=stage.stop_patience),
         plateau_monitor="val_loss",
         progress=progress,
+        precision=precision,
         desc=desc,
     )
 

@@ -668,12 +668,14 @@ def train_pfeat(
     patience: int = 10,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> training.History:
     """Train ``model`` in place (§III-A.4b): Adam at ``lr``, cross-entropy on the logits,
     :func:`balanced_batches` of ``batch_size``, early stopping on the validation loss with
     ``patience`` epochs and tolerance 0.001, the best epoch's weights kept. The arrays are
     lists of branch arrays (N, 4, d), already scaled (:class:`FeatureScaler`). Returns the
-    per-epoch history (loss, val_loss, val_auc, lr)."""
+    per-epoch history (loss, val_loss, val_auc, lr). ``precision``: ``PRECISION``, as in
+    ``training.fit``."""
     from mammo_helpers.metrics import roc_auc
 
     xs_train = _tensors(model, train_arrays, "train_pfeat: train_arrays")
@@ -702,6 +704,7 @@ def train_pfeat(
         validate=validate,
         stopper=training.EarlyStopping("val_loss", "min", patience=patience, min_delta=1e-3),
         progress=progress,
+        precision=precision,
         desc="P_feat",
     )
 

@@ -160,6 +160,7 @@ def train(
     augment_kw: dict | None = None,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
     desc: str = "classifier",
 ) -> training.History:
     """Train ``model`` in place on ``train_xy = (x, y)``, keeping the epoch with the lowest
@@ -167,7 +168,8 @@ def train(
     training ``"loss"`` (default) or ``"val_loss"`` (the paper does not say which; on a
     small validation set whose loss stays flat while a model trained from scratch starts
     to learn, it would cut the rate before anything is learnt). Returns the per-epoch
-    history (loss, val_loss, val_auc, val_accuracy, lr)."""
+    history (loss, val_loss, val_auc, val_accuracy, lr). ``precision``: ``PRECISION``, as in
+    ``training.fit``."""
     import torch
 
     torch.manual_seed(seed)
@@ -185,6 +187,7 @@ def train(
         stopper=training.EarlyStopping("val_loss", mode="min", patience=epochs),
         plateau_monitor=plateau_on,
         progress=progress,
+        precision=precision,
         desc=desc,
     )
 

@@ -164,13 +164,15 @@ def train(
     augment_kw: dict | None = None, balanced: bool = False, swa_start: int | None = None,
     plateau: bool = False, stop_on: str = "val_loss", stop_patience: int | None = None,
     min_delta: float = 1e-3, seed: int = 0, progress: bool = False, desc: str = "model",
+    precision: str = "fp32",
 ) -> training.History:  # fmt: skip
     """Train ``model`` in place with Adam at ``lr`` on ``train_xy = (x, y)`` (see the module
     docstring). ``plateau``: ReduceLROnPlateau (factor 0.2, patience 5) on the validation
     loss. ``stop_on`` / ``stop_patience`` / ``min_delta``: early stopping (None patience:
     run every epoch, still keeping the best epoch without SWA). ``swa_start``: the first
     epoch (0-based) averaged by SWA; the model ends with the average when any epoch was
-    averaged. The history records ``swa_epochs`` averaged. Chapter 04."""
+    averaged. The history records ``swa_epochs`` averaged. ``precision``: ``PRECISION``, as
+    in :func:`~mammo_helpers.training.fit`. Chapter 04."""
     import torch
 
     if stop_on not in MONITORS:
@@ -200,6 +202,7 @@ def train(
         stopper=stopper,
         plateau_monitor="val_loss",
         progress=progress,
+        precision=precision,
         desc=desc,
     )
     if hook.used:
