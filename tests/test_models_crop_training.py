@@ -45,6 +45,22 @@ def test_epoch_draws_are_weighted_and_repeatable():
         ct.batches(dataset, weights[:-1], batch_size=4, seed=0)
 
 
+def test_loader_workers_cut_the_same_crops_as_the_main_process():
+    """NUM_WORKERS: two loader processes (``mh.devices.loader_options``) give the epoch's
+    crops, in order, exactly as the main process does, and a new epoch new crops."""
+    dataset, samples = _dataset()
+    weights = np.where([s.is_normal for s in samples], 0.5, 1.0)
+    here = ct.batches(dataset, weights, batch_size=4, seed=3)
+    options = mh.devices.loader_options(torch.device("cpu"), 2)
+    assert options["num_workers"] == 2 and options["persistent_workers"]
+    workers = ct.batches(dataset, weights, batch_size=4, seed=3, loader=options)
+    for epoch in (0, 1):
+        expected = [x for x, _ in here(epoch)]
+        got = [x for x, _ in workers(epoch)]
+        assert len(got) == len(expected) and all(map(torch.equal, got, expected))
+    assert not torch.equal(torch.cat(got), torch.cat([x for x, _ in here(0)]))
+
+
 def test_training_learns_bright_squares_and_predicts_probabilities(tmp_path):
     dataset, samples = _dataset()
     model = mh.models.classifiers.build_classifier("small_cnn", LABELS, width=8, seed=0)

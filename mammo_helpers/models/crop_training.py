@@ -20,11 +20,14 @@ from mammo_helpers.models import classifiers, losses
 __all__ = ["batches", "cached", "dataset_arrays", "focal_batch_loss", "predict", "train"]
 
 
-def batches(dataset, weights, *, batch_size: int, seed: int, draws: int = 1, workers: int = 0):
+def batches(dataset, weights, *, batch_size: int, seed: int, draws: int = 1, loader=None):
     """``batches(epoch)`` for :func:`~mammo_helpers.training.fit`: ``draws x len(dataset)``
     samples drawn with replacement, weighted by ``weights``, in batches of ``batch_size``;
     the k-th draw of an epoch is item ``(index, k)`` of the dataset, so a sample drawn twice
-    gets two different crops. The draw depends only on ``seed`` and the epoch."""
+    gets two different crops. The draw depends only on ``seed`` and the epoch. ``loader``:
+    ``DataLoader`` keywords (:func:`mammo_helpers.devices.loader_options`: worker processes
+    cut the crops, pinned memory on CUDA); each epoch has its own loader, so its workers
+    are never persistent (they would keep the previous epoch's crops)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -40,7 +43,8 @@ def batches(dataset, weights, *, batch_size: int, seed: int, draws: int = 1, wor
         gen = torch.Generator().manual_seed(int(seed) * 10_007 + int(epoch))
         picks = torch.multinomial(w, n, replacement=True, generator=gen).tolist()
         keys = list(zip(picks, range(n), strict=True))
-        return DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=workers)
+        options = dict(loader or {}) | {"persistent_workers": False}
+        return DataLoader(dataset, batch_size=batch_size, sampler=keys, **options)
 
     return of_epoch
 
@@ -72,10 +76,12 @@ def train(
     validate=None,
     progress: bool = False,
     precision: str = "fp32",
+    loader=None,
 ) -> training.History:
     """Train ``model`` in place with the paper's recipe (module docstring), ``draws`` crops
     per sample and epoch on average; ``validate`` as in :func:`~mammo_helpers.training.fit`.
-    Returns the per-epoch history. ``precision``: ``PRECISION``, as in ``training.fit``."""
+    Returns the per-epoch history. ``precision``: ``PRECISION``, as in ``training.fit``;
+    ``loader``: the crop loader's keywords, as in :func:`batches`."""
     import torch
 
     torch.manual_seed(seed)
@@ -83,7 +89,7 @@ def train(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr_min)
     return training.fit(
         model,
-        batches(dataset, weights, batch_size=batch_size, seed=seed, draws=draws),
+        batches(dataset, weights, batch_size=batch_size, seed=seed, draws=draws, loader=loader),
         focal_batch_loss(alpha, gamma),
         opt,
         epochs=epochs,
