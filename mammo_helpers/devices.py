@@ -10,8 +10,8 @@ parameters, resolved once per chapter (00-05) and by the paper-scale launchers.
 
 Models compute where their weights are: ``fit`` moves every batch, and the package's
 predict helpers move every input, to :func:`model_device`; their results come back to the
-CPU as NumPy arrays. Asking for a device or a precision the machine does not have fails at once, naming what
-it does have.
+CPU as NumPy arrays. Asking for a device or a precision the machine does not have fails at
+once, naming what it does have.
 """
 
 from __future__ import annotations

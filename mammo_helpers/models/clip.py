@@ -50,6 +50,7 @@ __all__ = [
     "load_clip",
     "PromptClassifier",
     "prompt_contrastive_loss",
+    "predict_probs",
     "prompt_embeddings",
     "save_local_dir",
     "standin_config",
@@ -376,16 +377,24 @@ class PromptClassifier(torch.nn.Module):
         return self.clip.logit_scale.exp() * image @ self.text.T
 
 
+def predict_probs(scorer, images, *, batch_size: int = 128) -> np.ndarray:
+    """Softmax of ``scorer(images)`` (a module giving class logits, e.g.
+    :class:`PromptClassifier`), in batches, in inference mode, on the scorer's device.
+    Chapter 01."""
+    from mammo_helpers import devices
+
+    out = devices.predict_batches(
+        scorer, images, lambda m, b: m(b).softmax(-1), batch_size=batch_size
+    )
+    if out is None:
+        raise ValueError("predict_probs: no images")
+    return out
+
+
 def zero_shot_probs(clip: Clip, images, prompts, *, n_classes=None, batch_size: int = 64):
     """Class probabilities (N, K): the softmax of :class:`PromptClassifier`'s logits, in
     batches, without gradients, on the model's device. Chapter 01."""
-    from mammo_helpers import devices
-
-    model = PromptClassifier(clip, prompts, n_classes)
-    out = devices.predict_batches(
-        model, images, lambda m, b: m(b).softmax(-1), batch_size=batch_size
-    )
-    return np.zeros((0, len(model.text)), np.float32) if out is None else out
+    return predict_probs(PromptClassifier(clip, prompts, n_classes), images, batch_size=batch_size)
 
 
 # --------------------------------------------------------------------------- training

@@ -178,16 +178,8 @@ def train_classifier(
     )  # fmt: skip
 
 
-def predict_probs(scorer: Callable, images, *, batch_size: int = 128) -> np.ndarray:
-    """Softmax of ``scorer(images)`` (a module giving class logits, e.g.
-    :class:`~mammo_helpers.models.clip.PromptClassifier`), in batches, in inference mode,
-    on the scorer's device."""
-    out = devices.predict_batches(
-        scorer, images, lambda m, b: m(b).softmax(-1), batch_size=batch_size
-    )
-    if out is None:
-        raise ValueError("predict_probs: no images")
-    return out
+#: The trained scorers' probabilities (chapter 01 reads them from here).
+predict_probs = clip_mod.predict_probs
 
 
 def cached_training(
