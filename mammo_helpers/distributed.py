@@ -117,10 +117,12 @@ def wrap(model, ctx: Context | None = None):
     """``model`` in DistributedDataParallel when several ranks run, else ``model``."""
     from torch.nn.parallel import DistributedDataParallel
 
+    from mammo_helpers import devices
+
     ctx = ctx or context()
     if not ctx.distributed:
         return model
-    if next(model.parameters()).device.type != "cuda":
+    if devices.model_device(model).type != "cuda":
         # gloo on the CPU: batch norm normalises each rank's share (SyncBatchNorm is GPU-only)
         return DistributedDataParallel(model)
     import torch

@@ -189,7 +189,7 @@ class _Amp:
     def of(cls, model, precision: str) -> _Amp:
         from mammo_helpers import devices
 
-        device = next(model.parameters()).device
+        device = devices.model_device(model)
         precision = devices.resolve_precision(precision, device)
         return cls(device, precision, devices.grad_scaler(device, precision))
 
