@@ -8,6 +8,7 @@ from mammo_helpers.data.phantom.acquisition import (
     burn_in_label,
     encode,
     expose,
+    gaussian_blur,
     photons_per_pixel,
     present,
 )
@@ -182,3 +183,50 @@ def test_white_is_stored_near_the_top_of_the_bit_depth(name):
     assert centre == top / 2  # the VOI window is centred on the stored range
     if site.voi_lut_function == "LINEAR":  # and spans it (a sigmoid LUT compresses the ends)
         assert width == top
+
+
+def test_electronic_noise_adds_its_own_variance_on_top_of_the_quantum_noise():
+    # one million pixels: the variance is known to about 0.15 %, the electronic part is 1.6 %
+    site = dataclasses.replace(SITES["site_A"], mtf_sigma_mm=0.0, scatter_fraction=0.0)
+    L = np.full((1024, 1024), 3.0, np.float32)
+    raw = expose(L, np.ones_like(L, bool), 0.1, site, np.random.default_rng(5))
+    n0 = photons_per_pixel(site, 0.1)
+    assert (ELECTRONIC_NOISE * n0) ** 2 > 0.01 * n0  # large enough to be seen here
+    assert raw.var(dtype=np.float64) == pytest.approx(n0 + (ELECTRONIC_NOISE * n0) ** 2, rel=0.005)
+
+
+@pytest.mark.parametrize("name", sorted(SITES))
+def test_an_exposure_without_breast_is_shown_black(name):
+    raw = np.random.default_rng(6).uniform(100, 200, (64, 64)).astype(np.float32)
+    disp = present(raw, np.zeros_like(raw, bool), 0.2, SITES[name], np.random.default_rng(7))
+    assert disp.shape == raw.shape and np.all(disp == 0)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.8, 3.0, 20.0, 40.0])
+def test_gaussian_blur_matches_scipy_on_a_random_image(sigma):
+    # wide kernels run on a decimated copy: a smooth image keeps that within 1 % of the range
+    from scipy import ndimage
+
+    rng = np.random.default_rng(8)
+    img = rng.random((400, 300)).astype(np.float32)
+    if sigma > 12:
+        img = ndimage.gaussian_filter(img, 6.0).astype(np.float32)
+    expected = ndimage.gaussian_filter(img.astype(np.float64), sigma, mode="reflect")
+    got = gaussian_blur(img, sigma)
+    inner = (slice(60, -60), slice(60, -60)) if sigma > 12 else (slice(None), slice(None))
+    tol = 0.01 * np.ptp(img) if sigma > 12 else 2e-3
+    np.testing.assert_allclose(got[inner], expected[inner], atol=tol)
+    assert gaussian_blur(img, 0.01) is img  # below a twentieth of a pixel: unchanged
+
+
+@pytest.mark.parametrize("rows", [300, 900, 2400])
+def test_a_burned_in_label_is_a_few_percent_of_the_image_height_in_thin_strokes(rows):
+    stored = np.zeros((rows, rows * 3 // 4), np.uint16)
+    ink = burn_in_label(stored, "L CC", SITES["site_A"], "L") != stored
+    r, c = np.nonzero(ink)
+    height, width = np.ptp(r) + 1, np.ptp(c) + 1
+    assert 0.01 < height / rows < 0.05, height / rows
+    fill = ink.sum() / (height * width)  # share of the label's box that is ink
+    assert 0.2 < fill < 0.6, fill
+    if rows >= 900:  # strokes thicken with the letters (2 px per 900 rows), not thin out
+        assert fill > 0.33, fill

@@ -43,3 +43,14 @@ def test_no_phantom_module_cites_a_file_outside_the_repository():
         if re.search(r"notes/\w+\.md|phantom\.md", p.read_text())
     ]
     assert not offenders
+
+
+def test_every_measured_by_entry_names_a_validation_check_or_a_cohort_table():
+    from mammo_helpers.data.phantom import validation
+
+    for c in CALIBRATION:
+        for part in filter(None, (x.strip() for x in c.check.split(","))):
+            if part.startswith("cohort "):
+                continue  # measured on the cohort's manifest or findings
+            assert callable(getattr(validation, part, None)), (c.name, part)
+    assert sum(bool(c.check) for c in CALIBRATION) >= 10

@@ -100,3 +100,15 @@ def test_the_smallest_allowed_canvas_renders_every_site_and_view():
         for lat, view in (("L", "CC"), ("R", "MLO")):
             image = render_view(config, patient, lat, view)
             assert image.breast_mask.any()
+
+
+def test_a_bad_modality_is_refused_with_the_allowed_ones_listed():
+    with pytest.raises(ValueError, match=r"DM, s2D, DBT; got \('MRI',\)"):
+        PhantomConfig(modalities=("MRI",))
+
+
+def test_a_bound_message_states_only_the_bounds_that_exist():
+    with pytest.raises(ValueError, match=r"dose must be > 0, got -1.0$"):
+        PhantomConfig(dose=-1.0)
+    with pytest.raises(ValueError, match=r"repeat_share must be >= 0 and <= 1, got 1.5$"):
+        PhantomConfig(repeat_share=1.5)

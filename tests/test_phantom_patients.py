@@ -91,3 +91,38 @@ def test_a_modality_mix_replaces_every_sites_own_mix():
     site_b = PhantomConfig(seed=1, sites=("site_B",), site_weights=(1.0,), modality_mix=(0, 1, 0))
     assert {sample_patient(site_b, i).modality for i in range(20)} == {"s2D"}
     assert PhantomConfig(seed=1, modality_mix=[1, 2, 1]).modality_mix == (1.0, 2.0, 1.0)
+
+
+def test_every_thickness_stays_in_the_compressible_range_and_reaches_its_ends():
+    # 30-90 mm: the phantom's clip, about the 3rd and 97th percentiles of Yaffe et al. 2009
+    patients = [sample_patient(CFG, i) for i in range(3000)]
+    both = np.array([[p.thickness_mm["L"], p.thickness_mm["R"]] for p in patients])
+    assert both.min() >= 30.0 and both.max() <= 90.0
+    assert (both == 30.0).any() and (both == 90.0).any()
+
+
+def test_each_patient_carries_the_reader_density_class_it_was_drawn_from():
+    from mammo_helpers.vocab import DENSITIES
+
+    classes = {sample_patient(CFG, i).density_latent for i in range(400)}
+    assert classes == set(DENSITIES)
+
+
+def test_reader_offsets_spread_by_the_configured_reader_noise():
+    for noise in (0.0, 6.0):
+        cfg = PhantomConfig(seed=0, reader_noise_pd=noise)
+        offsets = np.array([sample_patient(cfg, i).reader_offset for i in range(1500)])
+        assert offsets.std() == pytest.approx(noise, abs=0.4)
+        assert abs(offsets.mean()) < 0.5
+
+
+def test_denser_breasts_belong_to_younger_women():
+    # density falls with age (Checka et al. 2012: dense breasts in 74 % of women in their
+    # forties, 36 % of those in their seventies)
+    patients = [sample_patient(CFG, i) for i in range(3000)]
+    ages = pd.DataFrame(
+        {"age": [p.age for p in patients], "cls": [p.density_latent for p in patients]}
+    )
+    means = ages.groupby("cls").age.mean().reindex(list("ABCD"))
+    assert means.is_monotonic_decreasing, means.round(1).to_dict()
+    assert 5.0 < means["A"] - means["D"] < 15.0
