@@ -82,10 +82,11 @@ def test_round_circumscribed_mass_mask_has_the_disk_area():
     assert np.all(out.path_mm[~out.mask] == 0)
 
 
-def test_calcification_mask_covers_every_calcification():
+@pytest.mark.parametrize("centre", [(150, 150), (110, 190)])
+def test_calcification_mask_covers_every_calcification(centre):
     rng = np.random.default_rng(5)
     les = sample_lesion(rng, "calcification")
-    out = render_lesion(les, (150, 150), 0.1, (300, 300))
+    out = render_lesion(les, centre, 0.1, (300, 300))
     peaks = out.path_mm > 0.2 * out.path_mm.max()
     assert peaks.any()
     assert out.mask[peaks].mean() > 0.98
@@ -232,6 +233,8 @@ def test_spicules_carry_material_beyond_the_outline_of_a_spiculated_mass():
     reach = np.hypot(rows - 150, cols - 150).max() * 0.1
     assert outside.sum() > 50 and reach > 1.1 * 5.0
     assert reach <= 2.6 * 5.0 + 1.0  # spicules radiate from the centre, 1.2-2.6 radii long
+    quadrants = {(r < 150, c < 150) for r, c in zip(rows, cols, strict=True)}
+    assert len(quadrants) >= 3  # in every direction, not one sector
     plain = render_lesion(_mass("spiculated", 10.0), (150, 150), 0.1, (300, 300))
     assert not ((plain.path_mm > 0.05) & ~plain.mask).any()
 

@@ -69,3 +69,52 @@ def test_glandular_fraction_is_realised_and_projects_inside_the_breast(vgf):
         maps.dm_fraction[inside].mean(), abs=0.03
     )
     assert maps.slab_fraction[inside].mean() == pytest.approx(vgf, abs=0.12)
+
+
+def _strong_envelope_maps(subcutaneous_mm=4.0):
+    geom = BreastGeometry("CC", 90.0, 70.0, 70.0, 2.0, 0.0, 40.0, 1.0, ())
+    return geom, glandular_maps(
+        geom,
+        Canvas(240, 192, 0.5),
+        vgf=0.3,
+        beta3d=3.0,
+        rng=np.random.default_rng(1),
+        subcutaneous_mm=subcutaneous_mm,
+        envelope_weight=6.0,  # the envelope dominates the random field
+        need_dbt=True,
+    )
+
+
+def test_the_gland_keeps_a_fat_layer_under_the_skin():
+    from scipy import ndimage
+
+    _, maps = _strong_envelope_maps()
+    breast = maps.dm_fraction > 0
+    skin = ndimage.distance_transform_edt(np.pad(breast, ((0, 0), (1, 0)), constant_values=1))
+    skin = skin[:, 1:] * maps.coarse.spacing_mm  # mm to the skin line (not the chest wall)
+    under_skin = maps.dm_fraction[breast & (skin < 2.0)].mean()
+    deeper = maps.dm_fraction[breast & (skin > 8.0) & (skin < 16.0)].mean()
+    assert under_skin < 0.5 * deeper, (under_skin, deeper)
+
+
+def test_the_gland_keeps_away_from_the_compression_paddles():
+    # fat under the skin at the top and bottom too: the in-focus central slab holds more
+    # gland than the whole thickness on average
+    _, maps = _strong_envelope_maps()
+    inside = maps.dm_fraction > 0.05
+    assert maps.slab_fraction[inside].mean() > 1.15 * maps.dm_fraction[inside].mean()
+
+
+def test_the_glandular_envelope_starts_at_zero_on_the_skin_line():
+    from scipy import ndimage
+
+    from mammo_helpers.data.phantom.geometry import rasterize
+    from mammo_helpers.data.phantom.tissue import _envelope_2d
+
+    geom = BreastGeometry("CC", 90.0, 70.0, 70.0, 2.0, 0.0, 40.0, 1.0, ())
+    maps = rasterize(geom, Canvas(240, 192, 0.5))
+    env = _envelope_2d(geom, maps.breast, maps.u, maps.v, 5.0, None)
+    skin = ndimage.distance_transform_edt(np.pad(maps.breast, ((0, 0), (1, 0)), constant_values=1))
+    skin = skin[:, 1:] * 0.5
+    front = maps.breast & (maps.u[None, :] > 60)  # near the nipple: away from the chest wall
+    assert env[front & (skin <= 1.0)].mean() < 0.3 * env[front & (skin > 6) & (skin < 10)].mean()
