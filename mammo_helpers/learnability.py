@@ -32,10 +32,14 @@ __all__ = [
     "image_scores",
     "Trained",
     "evaluate",
+    "effective_locations",
+    "hard_negatives",
     "launch_training",
     "learning_curve",
+    "location_auc_needed",
     "lesion_patches",
     "predict",
+    "search_auc",
     "small_cnn",
     "train_cached",
     "train_job",
@@ -74,6 +78,15 @@ class Samples(Labels):
     def of_patients(self, patients) -> Samples:
         """The samples of the given patients."""
         return self.take(np.isin(self.patient_id, np.asarray(list(patients), dtype=object)))
+
+    def plus(self, other: Samples) -> Samples:
+        """These samples followed by ``other``'s (e.g. training patches and mined negatives)."""
+        if self.x.shape[1:] != other.x.shape[1:]:
+            raise ValueError(
+                f"cannot join samples of {self.x.shape[1:]} and {other.x.shape[1:]} px"
+            )
+        fields = ("y", "kind", "patient_id", "x")
+        return Samples(*(np.concatenate([getattr(self, f), getattr(other, f)]) for f in fields))
 
     def resized(self, size_hw) -> Samples:
         """The same samples with every image resized (area interpolation) to ``size_hw``."""
@@ -375,9 +388,7 @@ def score_map(trained: Trained, img: np.ndarray, stride: int, mask=None) -> np.n
     logit of the window starting every ``stride`` pixels, NaN where the window's centre is
     outside ``mask`` (the breast; skipped, not computed). Chapter 00."""
     px = trained.settings["px"]
-    if img.shape[0] < px or img.shape[1] < px:
-        img = np.pad(img, ((0, max(px - img.shape[0], 0)), (0, max(px - img.shape[1], 0))))
-    windows = np.lib.stride_tricks.sliding_window_view(img, (px, px))[::stride, ::stride]
+    windows = _windows(img, px)[::stride, ::stride]
     keep = np.ones(windows.shape[:2], dtype=bool)
     if mask is not None:
         rows = np.minimum(np.arange(keep.shape[0]) * stride + px // 2, mask.shape[0] - 1)
@@ -402,16 +413,81 @@ def image_scores(
     score = the highest window. Chapter 00."""
     from tqdm.auto import tqdm
 
-    px = trained.settings["px"]
-    stride = max(int(round(px * stride_frac)), 1)
+    stride = _stride(trained, stride_frac)
     scores = []
     for row in tqdm(list(manifest.itertuples(index=False)), desc="images", disable=not progress):
-        img, mask = _breast(row)
-        zoom = _spacing(row) * px / size_mm  # stored px -> patch px
-        hw = (max(int(round(img.shape[0] * zoom)), 1), max(int(round(img.shape[1] * zoom)), 1))
-        small_mask = pp.resize(mask.astype(np.float32), hw) > 0.5
-        scores.append(float(np.nanmax(score_map(trained, pp.resize(img, hw), stride, small_mask))))
+        scores.append(float(np.nanmax(_slid(trained, row, size_mm, stride)[2])))
     return np.asarray(scores)
+
+
+def _windows(img: np.ndarray, px: int) -> np.ndarray:
+    """Every ``px``-square window of ``img`` (zero-padded at the bottom and right when it
+    is smaller than a window): array (rows, cols, px, px), window (i, j) starting at (i, j)."""
+    if img.shape[0] < px or img.shape[1] < px:
+        img = np.pad(img, ((0, max(px - img.shape[0], 0)), (0, max(px - img.shape[1], 0))))
+    return np.lib.stride_tricks.sliding_window_view(img, (px, px))
+
+
+def _stride(trained: Trained, stride_frac: float) -> int:
+    return max(int(round(trained.settings["px"] * stride_frac)), 1)
+
+
+def _slid(trained: Trained, row, size_mm: float, stride: int):
+    """One image resampled to the patches' mm per pixel, that zoom (patch px per stored
+    px) and the patch CNN's score map over its breast (:func:`score_map`)."""
+    img, mask = _breast(row)
+    zoom = _spacing(row) * trained.settings["px"] / size_mm
+    hw = (max(int(round(img.shape[0] * zoom)), 1), max(int(round(img.shape[1] * zoom)), 1))
+    small, small_mask = pp.resize(img, hw), pp.resize(mask.astype(np.float32), hw) > 0.5
+    return small, zoom, score_map(trained, small, stride, small_mask)
+
+
+def _clear_of(findings, shape, stride: int, px: int, zoom: float) -> np.ndarray:
+    """Which windows of a score map of ``shape`` overlap none of the ``findings`` boxes
+    (stored pixels; the windows are on the grid resampled by ``zoom``)."""
+    starts_r, starts_c = np.arange(shape[0]) * stride, np.arange(shape[1]) * stride
+    clear = np.ones(shape, dtype=bool)
+    for f in findings:
+        rows = (starts_r < f["ymax"] * zoom) & (starts_r + px > f["ymin"] * zoom)
+        cols = (starts_c < f["xmax"] * zoom) & (starts_c + px > f["xmin"] * zoom)
+        clear &= ~(rows[:, None] & cols[None, :])
+    return clear
+
+
+def hard_negatives(
+    trained: Trained,
+    manifest: pd.DataFrame,
+    *,
+    size_mm: float,
+    per_image: int = 4,
+    stride_frac: float = 0.5,
+    progress: bool = False,
+) -> Samples:
+    """Hard-negative mining: the ``per_image`` windows of every image that the patch CNN
+    ``trained`` scores highest among those overlapping none of the image's findings, cut
+    as in :func:`image_scores` and labelled normal. Added to the training patches for a
+    second round, they teach the CNN the false alarms that decide a whole-image score.
+    ``tools/learnability_experiments.py`` (chapter 00's limitations)."""
+    from tqdm.auto import tqdm
+
+    if isinstance(per_image, bool) or not isinstance(per_image, numbers.Integral) or per_image < 1:
+        raise ValueError(f"hard_negatives: per_image must be an integer >= 1, got {per_image!r}")
+    px, stride = trained.settings["px"], _stride(trained, stride_frac)
+    out = {"x": [], "y": [], "kind": [], "patient_id": []}
+    for row in tqdm(list(manifest.itertuples(index=False)), desc="mining", disable=not progress):
+        small, zoom, scores = _slid(trained, row, size_mm, stride)
+        clear = _clear_of(row.findings, scores.shape, stride, px, zoom) & np.isfinite(scores)
+        ranked = np.argsort(np.where(clear, scores, -np.inf), axis=None)[::-1]
+        windows = _windows(small, px)
+        top = np.unravel_index(ranked[: min(per_image, int(clear.sum()))], scores.shape)
+        for i, j in zip(*top, strict=True):
+            out["x"].append(np.array(windows[i * stride, j * stride]))
+            out["y"].append(0)
+            out["kind"].append(NORMAL)
+            out["patient_id"].append(str(row.patient_id))
+    if not out["y"]:
+        raise ValueError("hard_negatives: no window in the breast clear of every finding")
+    return _samples(out)
 
 
 def evaluate(scores, samples: Labels, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -554,3 +630,73 @@ def learning_curve(
             }
         )
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- search model
+def _check_auc(name: str, value, low: float = 0.5) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low < value < 1:
+        raise ValueError(f"{name} must be a number in ({low:g}, 1), got {value!r}")
+    return float(value)
+
+
+def _check_locations(locations) -> float:
+    ok = isinstance(locations, numbers.Real) and not isinstance(locations, bool)
+    if not (ok and math.isfinite(locations) and locations >= 1):
+        raise ValueError(f"locations must be a finite number >= 1, got {locations!r}")
+    return float(locations)
+
+
+def search_auc(location_auc: float, locations: float) -> float:
+    """Whole-image AUC of a detector that scores ``locations`` independent locations of an
+    image and keeps the highest, when a lesion image has the lesion at one of them and the
+    detector tells a lesion location from a normal one with ``location_auc``.
+
+    Scores are equal-variance Gaussian (normal N(0, 1), lesion N(d', 1) with
+    d' = sqrt(2) * Phi^-1(location_auc)); the image AUC is P(max of a lesion image > max of a
+    normal image), integrated on a fine grid. ``locations=1`` returns ``location_auc``; a
+    detector at chance stays at 0.5 for any number of locations. Chapter 00."""
+    from scipy.special import log_ndtr, ndtr
+    from scipy.stats import norm
+
+    auc = _check_auc("location_auc", location_auc, low=0.0)
+    k = _check_locations(locations)
+    d = math.sqrt(2.0) * float(norm.ppf(auc))
+    t = np.linspace(min(-9.0, d - 9.0), max(9.0, d + 9.0), 40_001)
+    log_rest = (k - 1.0) * log_ndtr(t)  # log Phi(t)^(k-1): the other locations
+    normal_pdf = k * norm.pdf(t) * np.exp(log_rest)  # density of a normal image's maximum
+    lesion_cdf = ndtr(t - d) * np.exp(log_rest)  # P(a lesion image's maximum <= t)
+    return float(np.trapezoid(normal_pdf * (1.0 - lesion_cdf), t))
+
+
+def effective_locations(location_auc: float, image_auc: float) -> float:
+    """The number of independent locations for which :func:`search_auc` turns
+    ``location_auc`` into the measured ``image_auc``: 1 when the image AUC is not below the
+    location AUC, infinity when it is at chance or below, NaN when the location AUC is
+    itself at chance or below (no search explains anything then). Chapter 00."""
+    from scipy.optimize import brentq
+
+    location_auc = _check_auc("location_auc", location_auc, low=0.0)
+    image_auc = _check_auc("image_auc", image_auc, low=0.0)
+    if location_auc <= 0.5:
+        return math.nan
+    if image_auc >= location_auc:
+        return 1.0
+    if image_auc <= 0.5:
+        return math.inf
+    high = 2.0
+    while search_auc(location_auc, high) > image_auc:
+        if high > 1e7:
+            return math.inf
+        high *= 4.0
+    return float(brentq(lambda k: search_auc(location_auc, k) - image_auc, 1.0, high, xtol=1e-3))
+
+
+def location_auc_needed(image_auc: float, locations: float) -> float:
+    """The location AUC that :func:`search_auc` needs to reach ``image_auc`` over
+    ``locations`` independent locations (the inverse of :func:`search_auc` in its first
+    argument). Chapter 00."""
+    from scipy.optimize import brentq
+
+    image_auc = _check_auc("image_auc", image_auc)
+    k = _check_locations(locations)
+    return float(brentq(lambda a: search_auc(a, k) - image_auc, 0.5, 1 - 1e-12, xtol=1e-7))

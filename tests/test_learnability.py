@@ -70,9 +70,10 @@ def _lesion_image(seed, at=(95, 95), side=6):
     return img, [{"label": "mass", **box, "malignant": True}]
 
 
-def test_patches_train_a_cnn_whose_sliding_score_finds_the_lesion_image(tmp_path):
-    """End to end on DICOM files: patches from 16 images train the CNN; slid over two new
-    images, it scores the one with a lesion higher, wherever the lesion is."""
+@pytest.fixture(scope="module")
+def square_lesion_model(tmp_path_factory):
+    """A patch CNN trained end to end on DICOM files: patches of 16 images (every other one
+    with a bright 3 mm square finding at a random place), 8 mm patches at 16 px."""
     rng = np.random.default_rng(0)
     images, findings = [], []
     for seed in range(16):
@@ -83,14 +84,22 @@ def test_patches_train_a_cnn_whose_sliding_score_finds_the_lesion_image(tmp_path
         images.append(img)
         findings.append(found)
     train = lb.lesion_patches(
-        _manifest(tmp_path / "train", images, findings),
+        _manifest(tmp_path_factory.mktemp("train"), images, findings),
         size_mm=8,
         px=16,
         normals_per_image=8,
         crops_per_lesion=8,
         jitter_mm=1.5,
     )
-    run = lb.train_cnn(train, epochs=15, width=8, blocks=2, batch_size=16)
+    return lb.train_cnn(train, epochs=15, width=8, blocks=2, batch_size=16)
+
+
+def test_patches_train_a_cnn_whose_sliding_score_finds_the_lesion_image(
+    tmp_path, square_lesion_model
+):
+    """Slid over two new images, the patch CNN scores the one with a lesion higher,
+    wherever the lesion is."""
+    run = square_lesion_model
     img, found = _lesion_image(99, at=(150, 60))
     test = _manifest(tmp_path / "test", [img, _breast_image(noise=100, seed=98)], [found, []])
     scores = lb.image_scores(run, test, size_mm=8)
@@ -315,3 +324,100 @@ def test_lesion_patches_refuse_bad_settings(tmp_path, kwargs, pattern):
     df = _manifest(tmp_path, [_breast_image()], [[]])
     with pytest.raises(ValueError, match=pattern):
         lb.lesion_patches(df, **kwargs)
+
+
+# --------------------------------------------------------------------------- search model
+def _monte_carlo_search_auc(location_auc, k, n=100_000, seed=0):
+    """The search model simulated: k N(0,1) scores per normal image; one of a lesion
+    image's k scores shifted by d'; the image score is the maximum."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    d = np.sqrt(2) * norm.ppf(location_auc)
+    normal = rng.standard_normal((n, k)).max(1)
+    lesion = rng.standard_normal((n, k))
+    lesion[:, 0] += d
+    y = np.r_[np.zeros(n), np.ones(n)]
+    return roc_auc_score(y, np.r_[normal, lesion.max(1)])
+
+
+@pytest.mark.parametrize("auc", [0.55, 0.8, 0.97])
+def test_search_auc_of_one_location_is_the_location_auc(auc):
+    assert mh.learnability.search_auc(auc, 1) == pytest.approx(auc, abs=1e-6)
+
+
+@pytest.mark.parametrize("auc, k", [(0.85, 7), (0.95, 30), (0.7, 3), (0.99, 120)])
+def test_search_auc_matches_a_simulation_of_the_search(auc, k):
+    expected = _monte_carlo_search_auc(auc, k)
+    assert mh.learnability.search_auc(auc, k) == pytest.approx(expected, abs=0.006)
+
+
+def test_search_auc_falls_with_locations_and_chance_stays_chance():
+    aucs = [mh.learnability.search_auc(0.9, k) for k in (1, 2, 10, 100, 1000)]
+    assert all(a > b for a, b in zip(aucs, aucs[1:], strict=False))
+    assert aucs[-1] < 0.6
+    assert mh.learnability.search_auc(0.5, 40) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_effective_locations_inverts_the_search_model():
+    L = mh.learnability
+    for k in (2.5, 12.7, 60.0):
+        image = L.search_auc(0.88, k)
+        assert L.effective_locations(0.88, image) == pytest.approx(k, rel=1e-3)
+    assert L.effective_locations(0.88, 0.9) == 1.0  # no search penalty measured
+    assert L.effective_locations(0.88, 0.48) == np.inf  # the images at chance
+    assert np.isnan(L.effective_locations(0.45, 0.6))  # the locations at chance
+
+
+def test_location_auc_needed_inverts_the_search_model():
+    L = mh.learnability
+    needed = [L.location_auc_needed(0.75, k) for k in (1, 10, 60)]
+    assert needed[0] == pytest.approx(0.75, abs=1e-6)
+    assert needed[0] < needed[1] < needed[2]
+    for k, a in zip((1, 10, 60), needed, strict=True):
+        assert L.search_auc(a, k) == pytest.approx(0.75, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (lambda L: L.search_auc(1.0, 5), "location_auc"),
+        (lambda L: L.search_auc(float("nan"), 5), "location_auc"),
+        (lambda L: L.search_auc(0.8, 0.5), "locations"),
+        (lambda L: L.search_auc(0.8, float("inf")), "locations"),
+        (lambda L: L.search_auc(0.8, True), "locations"),
+        (lambda L: L.effective_locations(1.5, 0.6), "location_auc"),
+        (lambda L: L.effective_locations(0.8, 1.2), "image_auc"),
+        (lambda L: L.location_auc_needed(0.5, 10), "image_auc"),
+    ],
+)
+def test_search_model_refuses_bad_values(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call(mh.learnability)
+
+
+def test_hard_negatives_are_the_top_windows_clear_of_every_finding(tmp_path, square_lesion_model):
+    """A CNN trained on bright squares also fires on a bright square that is no finding:
+    mining returns that decoy (the top window clear of the finding), never the lesion."""
+    run = square_lesion_model
+    img, found = _lesion_image(99, at=(40, 60))  # finding box x 60-66, y 40-46
+    img[140:146, 120:126] += 600  # the decoy: a lesion-like square with no finding
+    test = _manifest(tmp_path / "test", [img], [found])
+    mined = lb.hard_negatives(run, test, size_mm=8, per_image=1)
+    assert len(mined) == 1 and mined.y.tolist() == [0] and mined.kind.tolist() == ["normal"]
+    assert mined.patient_id.tolist() == ["p0"] and mined.x.shape == (1, 16, 16)
+    # 16 px for 8 mm at 0.5 mm per pixel: the image is not resampled; windows every 8 px
+    small, zoom, scores = lb._slid(run, test.iloc[0], 8, 8)
+    assert zoom == 1.0 and np.isfinite(scores).sum() > 100
+    touches = np.zeros(scores.shape, bool)
+    for i in range(scores.shape[0]):
+        for j in range(scores.shape[1]):  # window rows 8i..8i+15 and cols 8j..8j+15
+            touches[i, j] = 8 * i < 46 and 8 * i + 16 > 40 and 8 * j < 66 and 8 * j + 16 > 60
+    assert scores[touches].max() > np.nanmedian(scores)  # the lesion fires too
+    i, j = np.unravel_index(np.nanargmax(np.where(touches, np.nan, scores)), scores.shape)
+    assert 140 - 16 < 8 * i <= 140 and 120 - 16 < 8 * j <= 120  # the decoy is the top one
+    np.testing.assert_allclose(mined.x[0], small[8 * i : 8 * i + 16, 8 * j : 8 * j + 16])
+    every = lb.hard_negatives(run, test, size_mm=8, per_image=10_000)
+    assert len(every) == (np.isfinite(scores) & ~touches).sum()
+    with pytest.raises(ValueError, match="per_image"):
+        lb.hard_negatives(run, test, size_mm=8, per_image=0)

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, committed_notebooks
 
+from mammo_helpers.learnability import search_auc
 from mammo_helpers.run import declared_parameters, load_scale, resolve_parameters
 
 NOTEBOOKS = committed_notebooks()
@@ -267,6 +268,7 @@ CHAPTER_00_FIGURES = {
     "contrast_noise_sizes.png",
     "preprocessing.png",
     "learnability.png",
+    "search_penalty.png",
 }
 
 
@@ -302,6 +304,14 @@ def test_chapter_00_shows_its_targets_figures_and_provenance(smoke_run):
     learn = pd.read_csv(out_dir / "learnability.csv")
     assert learn.model.nunique() == 3 and set(learn.kind) >= {"all"}
     assert learn.auc.between(0, 1).all() and (learn.positives > 0).all()
+    m = doc["metrics"]
+    k, needed = m["learnability_effective_locations"], m["learnability_location_auc_needed"]
+    patch, slid = m["learnability_patch_auc"], m["learnability_image_auc_sliding"]
+    if k is None:  # infinite or undefined: the slid CNN (or the patch CNN) at chance
+        assert min(patch, slid) <= 0.5 and needed is None
+    else:  # the search model the chapter plots reproduces what it measured
+        assert search_auc(patch, k) == pytest.approx(slid, abs=1e-3)
+        assert search_auc(needed, k) == pytest.approx(0.75, abs=1e-4)
     assert doc["provenance"]["seed"] == doc["seed"] == 0 and doc["provenance"]["packages"]["torch"]
 
 
