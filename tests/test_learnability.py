@@ -421,3 +421,14 @@ def test_hard_negatives_are_the_top_windows_clear_of_every_finding(tmp_path, squ
     assert len(every) == (np.isfinite(scores) & ~touches).sum()
     with pytest.raises(ValueError, match="per_image"):
         lb.hard_negatives(run, test, size_mm=8, per_image=0)
+
+
+def test_samples_plus_appends_every_field_and_refuses_other_sizes():
+    a, b = _blob_samples(8, px=16, seed=1), _blob_samples(4, px=16, seed=2)
+    both = a.plus(b)
+    for field in ("y", "kind", "patient_id", "x"):
+        np.testing.assert_array_equal(
+            getattr(both, field), np.concatenate([getattr(a, field), getattr(b, field)])
+        )
+    with pytest.raises(ValueError, match="cannot join"):
+        a.plus(_blob_samples(4, px=24))
