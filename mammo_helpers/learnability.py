@@ -38,6 +38,10 @@ __all__ = [
     "learning_curve",
     "location_auc_needed",
     "lesion_patches",
+    "pointing_auc_needed",
+    "pointing_hit_rate",
+    "pointing_locations",
+    "pointing_search",
     "predict",
     "search_auc",
     "small_cnn",
@@ -646,6 +650,15 @@ def _check_locations(locations) -> float:
     return float(locations)
 
 
+def _score_grid(location_auc: float) -> tuple[float, np.ndarray]:
+    """d' of ``location_auc`` under equal-variance Gaussian scores, and the fine grid on
+    which the search model's integrals are taken."""
+    from scipy.stats import norm
+
+    d = math.sqrt(2.0) * float(norm.ppf(location_auc))
+    return d, np.linspace(min(-9.0, d - 9.0), max(9.0, d + 9.0), 40_001)
+
+
 def search_auc(location_auc: float, locations: float) -> float:
     """Whole-image AUC of a detector that scores ``locations`` independent locations of an
     image and keeps the highest, when a lesion image has the lesion at one of them and the
@@ -660,12 +673,67 @@ def search_auc(location_auc: float, locations: float) -> float:
 
     auc = _check_auc("location_auc", location_auc, low=0.0)
     k = _check_locations(locations)
-    d = math.sqrt(2.0) * float(norm.ppf(auc))
-    t = np.linspace(min(-9.0, d - 9.0), max(9.0, d + 9.0), 40_001)
+    d, t = _score_grid(auc)
     log_rest = (k - 1.0) * log_ndtr(t)  # log Phi(t)^(k-1): the other locations
     normal_pdf = k * norm.pdf(t) * np.exp(log_rest)  # density of a normal image's maximum
     lesion_cdf = ndtr(t - d) * np.exp(log_rest)  # P(a lesion image's maximum <= t)
     return float(np.trapezoid(normal_pdf * (1.0 - lesion_cdf), t))
+
+
+def pointing_hit_rate(location_auc: float, locations: float) -> float:
+    """The Pointing Game under :func:`search_auc`'s model: the probability that the lesion's
+    location scores above each of the other ``locations - 1`` (normal) locations of its
+    image, so that the map's maximum falls on the lesion. 1 for one location, ``location_auc``
+    for two, ``1 / locations`` for a detector at chance. Chapter 02."""
+    from scipy.special import log_ndtr
+    from scipy.stats import norm
+
+    auc = _check_auc("location_auc", location_auc, low=0.0)
+    k = _check_locations(locations)
+    d, t = _score_grid(auc)
+    return float(np.trapezoid(norm.pdf(t - d) * np.exp((k - 1.0) * log_ndtr(t)), t))
+
+
+def _check_rate(hit_rate) -> float:
+    ok = isinstance(hit_rate, numbers.Real) and not isinstance(hit_rate, bool)
+    if not (ok and 0.0 <= hit_rate <= 1.0):
+        raise ValueError(f"hit_rate must be a number in [0, 1], got {hit_rate!r}")
+    return float(hit_rate)
+
+
+def pointing_locations(location_auc: float, hit_rate: float) -> float:
+    """The number of independent locations for which :func:`pointing_hit_rate` turns
+    ``location_auc`` into the measured Pointing Game ``hit_rate``: 1 for a rate of 1,
+    infinity for a rate of 0. Chapter 02."""
+    from scipy.optimize import brentq
+
+    auc = _check_auc("location_auc", location_auc, low=0.0)
+    rate = _check_rate(hit_rate)
+    if rate >= 1.0:
+        return 1.0
+    if rate <= 0.0:
+        return math.inf
+    high = 2.0
+    while pointing_hit_rate(auc, high) > rate:
+        if high > 1e7:
+            return math.inf
+        high *= 4.0
+    return float(brentq(lambda k: pointing_hit_rate(auc, k) - rate, 1.0, high, xtol=1e-3))
+
+
+def pointing_auc_needed(hit_rate: float, locations: float) -> float:
+    """The location AUC that :func:`pointing_hit_rate` needs to reach ``hit_rate`` over
+    ``locations`` independent locations (its inverse in the first argument); a rate at or
+    below chance (``1 / locations``) needs no skill and returns 0.5. Chapter 02."""
+    from scipy.optimize import brentq
+
+    rate = _check_rate(hit_rate)
+    k = _check_locations(locations)
+    if rate >= 1.0 and k > 1.0:
+        raise ValueError(f"hit_rate 1 over {k:g} locations needs a perfect detector (AUC 1)")
+    if rate <= 1.0 / k:
+        return 0.5
+    return float(brentq(lambda a: pointing_hit_rate(a, k) - rate, 0.5, 1 - 1e-12, xtol=1e-7))
 
 
 def effective_locations(location_auc: float, image_auc: float) -> float:
@@ -700,3 +768,40 @@ def location_auc_needed(image_auc: float, locations: float) -> float:
     image_auc = _check_auc("image_auc", image_auc)
     k = _check_locations(locations)
     return float(brentq(lambda a: search_auc(a, k) - image_auc, 0.5, 1 - 1e-12, xtol=1e-7))
+
+
+def _defined(auc, rate) -> bool:
+    """Whether a label's location AUC and hit rate can enter the search model."""
+    values_ok = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (auc, rate))
+    return values_ok and 0.0 < auc < 1.0 and 0.0 < rate < 1.0
+
+
+def pointing_search(location_aucs, hit_rates, *, target: float) -> tuple[pd.DataFrame, float]:
+    """The Pointing Game per label explained by the search model: ``location_aucs`` and
+    ``hit_rates`` map each label to its location AUC (e.g. the crop classifier's AUC) and
+    its measured hit rate (None or NaN when undefined). Returns a table with, per label,
+    ``locations`` (:func:`pointing_locations`), ``predicted`` (the hit rate at the median
+    of those locations), ``auc_needed`` (the location AUC that reaches ``target`` there),
+    and that median. Labels with an undefined value, an AUC of 0 or 1, or a hit rate of 0
+    or 1 explain nothing and are left out of the median; with no label left, the median
+    and the predictions are NaN (e.g. a smoke run). Chapter 02."""
+    target = _check_rate(target)
+    labels = list(location_aucs)
+    missing = [label for label in labels if label not in hit_rates]
+    if missing:
+        raise ValueError(f"pointing_search: no hit rate for label(s) {missing}")
+    rows = {}
+    for label in labels:
+        auc, rate = location_aucs[label], hit_rates[label]
+        auc, rate = (math.nan if v is None else float(v) for v in (auc, rate))
+        k = pointing_locations(auc, rate) if _defined(auc, rate) else math.nan
+        rows[label] = {"location_auc": auc, "hit_rate": rate, "locations": k}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    finite = table.locations[np.isfinite(table.locations)]
+    k = float(finite.median()) if len(finite) else math.nan
+    fit = math.isfinite(k)
+    table["predicted"] = [
+        pointing_hit_rate(a, k) if fit and 0.0 < a < 1.0 else math.nan for a in table.location_auc
+    ]
+    table["auc_needed"] = pointing_auc_needed(target, k) if fit else math.nan
+    return table, k

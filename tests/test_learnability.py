@@ -396,6 +396,83 @@ def test_search_model_refuses_bad_values(call, pattern):
         call(mh.learnability)
 
 
+def _monte_carlo_hit_rate(location_auc, k, n=200_000, seed=1):
+    """The Pointing Game simulated: does the lesion's score beat k - 1 normal scores?"""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    lesion = rng.standard_normal(n) + np.sqrt(2) * norm.ppf(location_auc)
+    others = rng.standard_normal((n, k - 1)).max(1)
+    return float((lesion > others).mean())
+
+
+@pytest.mark.parametrize("auc, k", [(0.9, 10), (0.8, 40), (0.97, 200), (0.6, 3)])
+def test_pointing_hit_rate_matches_a_simulation_of_the_game(auc, k):
+    expected = _monte_carlo_hit_rate(auc, k)
+    assert mh.learnability.pointing_hit_rate(auc, k) == pytest.approx(expected, abs=0.004)
+
+
+@pytest.mark.parametrize("auc", [0.3, 0.55, 0.8, 0.97])
+def test_pointing_hit_rate_hand_cases(auc):
+    L = mh.learnability
+    assert L.pointing_hit_rate(auc, 1) == pytest.approx(1.0, abs=1e-6)  # nothing to beat
+    assert L.pointing_hit_rate(auc, 2) == pytest.approx(auc, abs=1e-6)  # one normal: the AUC
+    assert L.pointing_hit_rate(0.5, 7.0) == pytest.approx(1 / 7, abs=1e-6)  # chance
+
+
+def test_pointing_locations_and_auc_needed_invert_the_hit_rate():
+    L = mh.learnability
+    for k in (2.5, 12.7, 60.0, 400.0):
+        rate = L.pointing_hit_rate(0.9, k)
+        assert L.pointing_locations(0.9, rate) == pytest.approx(k, rel=1e-3)
+        assert L.pointing_auc_needed(rate, k) == pytest.approx(0.9, abs=1e-6)
+    assert L.pointing_locations(0.9, 1.0) == 1.0 and L.pointing_locations(0.9, 0.0) == np.inf
+    assert L.pointing_auc_needed(0.05, 10) == 0.5  # below chance (1 / 10): no skill needed
+    needed = [L.pointing_auc_needed(0.6, k) for k in (3, 40, 400)]
+    assert needed[0] < needed[1] < needed[2] < 1
+
+
+def test_pointing_search_takes_the_median_number_of_locations():
+    """Hit rates made by the model at 10, 40 and 160 locations give back those numbers and
+    their median, 40; a label without support (None) or with a perfect AUC stays out."""
+    L = mh.learnability
+    aucs = {"mass": 0.92, "calcification": 0.82, "asymmetry": 0.97, "other": 1.0, "none": 0.9}
+    made_at = {"mass": 10, "calcification": 40, "asymmetry": 160, "other": 40, "none": 40}
+    rates = {k: L.pointing_hit_rate(min(a, 0.999), made_at[k]) for k, a in aucs.items()}
+    rates["none"] = None
+    table, k = L.pointing_search(aucs, rates, target=0.6)
+    assert k == pytest.approx(40, rel=1e-3)
+    assert table.loc["mass", "locations"] == pytest.approx(10, rel=1e-3)
+    assert table.loc["calcification", "predicted"] == pytest.approx(
+        rates["calcification"], abs=1e-4
+    )
+    assert table.loc["mass", "predicted"] == pytest.approx(L.pointing_hit_rate(0.92, 40), abs=1e-4)
+    assert np.isnan(table.loc["none", "locations"]) and np.isnan(table.loc["other", "locations"])
+    assert np.isnan(table.loc["other", "predicted"])  # an AUC of 1 predicts nothing
+    assert np.allclose(table.auc_needed, L.pointing_auc_needed(0.6, k))
+    with pytest.raises(ValueError, match="no hit rate for label"):
+        L.pointing_search({"mass": 0.9}, {}, target=0.6)
+    table, k = L.pointing_search({"mass": 0.9, "calc": 1.0}, {"mass": 0.0, "calc": 0.5}, target=0.6)
+    assert np.isnan(k) and table[["predicted", "auc_needed"]].isna().all().all()  # nothing fits
+
+
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (lambda L: L.pointing_hit_rate(1.0, 5), "location_auc"),
+        (lambda L: L.pointing_hit_rate(0.8, 0.5), "locations"),
+        (lambda L: L.pointing_locations(0.8, 1.2), "hit_rate"),
+        (lambda L: L.pointing_locations(0.8, True), "hit_rate"),
+        (lambda L: L.pointing_auc_needed(float("nan"), 10), "hit_rate"),
+        (lambda L: L.pointing_auc_needed(1.0, 10), "perfect detector"),
+        (lambda L: L.pointing_search({"mass": 0.9}, {"mass": 0.3}, target=2), "hit_rate"),
+    ],
+)
+def test_pointing_model_refuses_bad_values(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call(mh.learnability)
+
+
 def test_hard_negatives_are_the_top_windows_clear_of_every_finding(tmp_path, square_lesion_model):
     """A CNN trained on bright squares also fires on a bright square that is no finding:
     mining returns that decoy (the top window clear of the finding), never the lesion."""

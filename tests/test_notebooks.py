@@ -487,6 +487,7 @@ CHAPTER_02_FIGURES = {
     "fig6_held_out_site.png",
     "fig7_mask_sensitivity.png",
     "error_vs_time.png",
+    "pointing_search_model.png",
 }
 CHAPTER_02_GAMES = (
     "pointing_game_pred25",
@@ -538,6 +539,28 @@ def test_chapter_02_reports_every_number_the_issue_names(smoke_run):
     out_dir = Path(smoke_run.results[CHAPTER_02].parameters["OUT_DIR"])
     assert set(doc["figures"]) >= CHAPTER_02_FIGURES
     assert all((out_dir / name).stat().st_size > 1000 for name in CHAPTER_02_FIGURES)
+
+
+@pytest.mark.notebook
+def test_chapter_02_search_model_is_fed_its_own_auc_and_pointing_game(smoke_run):
+    """The search-model table takes each label's crop AUC from Table 3 and its hit rate from
+    the Pointing Game, and its number of locations gives that hit rate back."""
+    import mammo_helpers as mh
+
+    m = _chapter_metrics(smoke_run, CHAPTER_02)["metrics"]
+    search = m["pointing_search_model"]["per_label"]
+    assert set(search) == set(m["pointing_game_pred25"]["per_label"])
+    fitted = 0
+    for label, row in search.items():
+        assert row["hit_rate"] == m["pointing_game_pred25"]["per_label"][label]["accuracy"]
+        assert row["location_auc"] == pytest.approx(
+            m["classifier_table"][label]["auc"], nan_ok=True
+        )
+        if row["locations"] is not None:
+            rate = mh.learnability.pointing_hit_rate(row["location_auc"], row["locations"])
+            assert rate == pytest.approx(row["hit_rate"], abs=1e-3)
+            fitted += 1
+    assert fitted == 0 or m["pointing_search_model"]["locations"] >= 1
 
 
 @pytest.mark.notebook
