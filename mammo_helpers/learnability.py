@@ -705,20 +705,13 @@ def pointing_locations(location_auc: float, hit_rate: float) -> float:
     """The number of independent locations for which :func:`pointing_hit_rate` turns
     ``location_auc`` into the measured Pointing Game ``hit_rate``: 1 for a rate of 1,
     infinity for a rate of 0. Chapter 02."""
-    from scipy.optimize import brentq
-
     auc = _check_auc("location_auc", location_auc, low=0.0)
     rate = _check_rate(hit_rate)
     if rate >= 1.0:
         return 1.0
     if rate <= 0.0:
         return math.inf
-    high = 2.0
-    while pointing_hit_rate(auc, high) > rate:
-        if high > 1e7:
-            return math.inf
-        high *= 4.0
-    return float(brentq(lambda k: pointing_hit_rate(auc, k) - rate, 1.0, high, xtol=1e-3))
+    return _locations_for(lambda k: pointing_hit_rate(auc, k), rate)
 
 
 def pointing_auc_needed(hit_rate: float, locations: float) -> float:
@@ -736,13 +729,24 @@ def pointing_auc_needed(hit_rate: float, locations: float) -> float:
     return float(brentq(lambda a: pointing_hit_rate(a, k) - rate, 0.5, 1 - 1e-12, xtol=1e-7))
 
 
+def _locations_for(value_at, target: float) -> float:
+    """The number of locations k >= 1 at which ``value_at(k)``, falling with k from its
+    value at k = 1, equals ``target``; infinity when it stays above past 1e7 locations."""
+    from scipy.optimize import brentq
+
+    high = 2.0
+    while value_at(high) > target:
+        if high > 1e7:
+            return math.inf
+        high *= 4.0
+    return float(brentq(lambda k: value_at(k) - target, 1.0, high, xtol=1e-3))
+
+
 def effective_locations(location_auc: float, image_auc: float) -> float:
     """The number of independent locations for which :func:`search_auc` turns
     ``location_auc`` into the measured ``image_auc``: 1 when the image AUC is not below the
     location AUC, infinity when it is at chance or below, NaN when the location AUC is
     itself at chance or below (no search explains anything then). Chapter 00."""
-    from scipy.optimize import brentq
-
     location_auc = _check_auc("location_auc", location_auc, low=0.0)
     image_auc = _check_auc("image_auc", image_auc, low=0.0)
     if location_auc <= 0.5:
@@ -751,12 +755,7 @@ def effective_locations(location_auc: float, image_auc: float) -> float:
         return 1.0
     if image_auc <= 0.5:
         return math.inf
-    high = 2.0
-    while search_auc(location_auc, high) > image_auc:
-        if high > 1e7:
-            return math.inf
-        high *= 4.0
-    return float(brentq(lambda k: search_auc(location_auc, k) - image_auc, 1.0, high, xtol=1e-3))
+    return _locations_for(lambda k: search_auc(location_auc, k), image_auc)
 
 
 def location_auc_needed(image_auc: float, locations: float) -> float:
