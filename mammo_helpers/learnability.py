@@ -6,6 +6,10 @@ breasts (cropped to the breast, flipped to the left, resized to ``size_hw``) wit
 a lesion. Everything is split by patient; AUCs come with patient-bootstrap intervals
 (:mod:`mammo_helpers.metrics`) and per lesion kind (that kind's positives vs all negatives).
 Trained runs are cached in the model cache (:mod:`mammo_helpers.cache`).
+
+The search model at the end says what a detector that tells one location from another with
+a given AUC becomes over a whole image of many locations: its image AUC (:func:`search_auc`,
+chapter 00) and its Pointing Game (:func:`pointing_hit_rate`, chapter 02).
 """
 
 from __future__ import annotations
