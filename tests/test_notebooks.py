@@ -544,7 +544,8 @@ def test_chapter_02_reports_every_number_the_issue_names(smoke_run):
 @pytest.mark.notebook
 def test_chapter_02_search_model_is_fed_its_own_auc_and_pointing_game(smoke_run):
     """The search-model table takes each label's crop AUC from Table 3 and its hit rate from
-    the Pointing Game, and its number of locations gives that hit rate back."""
+    the Pointing Game, and its number of locations gives that hit rate back; the hits by box
+    size add up to the Pointing Game's."""
     import mammo_helpers as mh
 
     m = _chapter_metrics(smoke_run, CHAPTER_02)["metrics"]
@@ -561,6 +562,11 @@ def test_chapter_02_search_model_is_fed_its_own_auc_and_pointing_game(smoke_run)
             assert rate == pytest.approx(row["hit_rate"], abs=1e-3)
             fitted += 1
     assert fitted == 0 or m["pointing_search_model"]["locations"] >= 1
+    by_size = m["pointing_game_pred25_by_box_size"]  # the same hits, split by box size
+    for label, e in m["pointing_game_pred25"]["per_label"].items():
+        pairs, rates = by_size["pairs"].get(label, {}), by_size["hit rate"].get(label, {})
+        assert sum(pairs.values()) == e["support"]
+        assert sum(rates[b] * n for b, n in pairs.items() if n) == pytest.approx(e["hits"])
 
 
 @pytest.mark.notebook
