@@ -338,10 +338,10 @@ def _snapshot(root: Path) -> dict:
     }
 
 
-def _run_on_read_only_vindr(stem: str, cohort, tmp_path, n_patients: int) -> dict:
+def _run_on_read_only_vindr(stem: str, cohort, tmp_path, n_patients: int, **params) -> dict:
     """Write ``cohort`` in VinDr-Mammo's layout, make it read-only, run chapter ``stem`` at
-    the smoke scale on it (``DATA_SOURCE vindr``), check nothing was written there and
-    return the chapter's metrics.json."""
+    the smoke scale on it (``DATA_SOURCE vindr``, and ``params``), check nothing was written
+    there and return the chapter's metrics.json."""
     import stat
 
     import mammo_helpers as mh
@@ -355,7 +355,7 @@ def _run_on_read_only_vindr(stem: str, cohort, tmp_path, n_patients: int) -> dic
         run_notebook(
             stem, "smoke", executed_dir=tmp_path / "executed",
             results_dir=tmp_path / "results", quiet=True, DATA_SOURCE="vindr",
-            DATA_DIR=str(data_dir), N_PATIENTS=n_patients,
+            DATA_DIR=str(data_dir), N_PATIENTS=n_patients, **params,
         )  # fmt: skip
     finally:
         assert _snapshot(data_dir) == before
@@ -763,6 +763,13 @@ def test_chapter_03_summaries_follow_from_its_per_image_tables(smoke_run):
     assert (
         table1.loc["total", "patches malignant"] == table1.loc["total", "patches normal"] + missing
     )
+    # the patches' field of view is the candidate of best validation AUC, every one tried
+    fov = pd.read_csv(out_dir / "patch_field_of_view.csv").set_index("field of view (mm)")
+    assert list(fov.index) == _chapter_03_parameters(smoke_run)["PATCH_MM"]
+    assert m["patch_mm"] == fov["validation AUC"].idxmax()
+    assert m["patch_fov_val_auc"] == pytest.approx(
+        {str(k): v for k, v in fov["validation AUC"].items()}
+    )
     claims = pd.read_csv(out_dir / "paper_claims.csv").set_index("claim")
     assert claims.agrees.to_dict() == m["paper_ranking_agrees"]
     tests = pd.read_csv(out_dir / "wilcoxon_tests.csv")
@@ -786,6 +793,35 @@ def test_chapter_03_runs_on_vindr_mammos_format_and_never_writes_it(smoke_run, t
     m = doc["metrics"]
     assert doc["data_source"] == "vindr" and m["n_eval_images"] > 0
     assert "inserted_mass_pointing_per_method" not in m  # phantom-only: skipped
+
+
+@pytest.mark.notebook
+def test_chapter_03_cuts_its_patches_from_cbis_ddsm(smoke_run, tmp_path):
+    """The paper scale's data (`-p PATCH_SOURCE cbis_ddsm -p PATCH_DIR ...`): whole images
+    from VinDr-Mammo, patches from another dataset in CBIS-DDSM's layout, one per malignant
+    finding of that dataset, not of the VinDr images."""
+    import mammo_helpers as mh
+    from mammo_helpers.preprocess.malignancy import malignant_findings
+
+    def phantom(n, seed):
+        return mh.data.load_source(
+            "phantom", n_patients=n, seed=seed, spacing_mm=0.6, lesion_prevalence=0.6,
+            progress=False, sites=("site_A", "site_C"), site_weights=(0.5, 0.5),
+        )  # fmt: skip
+
+    cbis_dir = mh.data.phantom_formats.phantom_as_cbis_ddsm(phantom(30, 7), tmp_path / "cbis")
+    cbis = mh.data.load_source("cbis_ddsm", cbis_dir, n_patients=24, seed=0)  # as the chapter
+    expected = sum(len(malignant_findings(f)) for f in cbis.findings)
+    vindr = phantom(24, 0)
+    in_vindr = sum(len(malignant_findings(f)) for f in vindr.findings)
+    assert expected != in_vindr  # the two sources are told apart
+    doc = _run_on_read_only_vindr(
+        CHAPTER_03, vindr, tmp_path, 24, PATCH_SOURCE="cbis_ddsm", PATCH_DIR=str(cbis_dir),
+        PATCH_SPACING_MM=0.6,
+    )  # fmt: skip
+    counts = doc["metrics"]["table1"]["total"]
+    assert counts["patches malignant"] == expected
+    assert counts["patches normal"] + doc["metrics"]["normal_patches_missing"] == expected
 
 
 CHAPTER_04 = "04_multitask_fusion"

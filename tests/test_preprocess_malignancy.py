@@ -2,6 +2,8 @@
 lesion masks, and lesion-centred / normal patches, on a tiny phantom cohort whose mask
 files are the reference."""
 
+import inspect
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -156,3 +158,48 @@ def test_malignancy_label_prefers_the_cancer_flag_then_the_findings():
     assert str(malignancy_label(df).dtype) == "Int64"
     with pytest.raises(ValueError, match="inbreast: no cancer column"):
         malignancy_label(df.drop(columns="cancer"), "inbreast")
+
+
+def test_patch_set_stacks_every_cases_patches_with_its_patient(cohort):
+    df = cohort.manifest
+    sub = df[mal.image_classes(df) == 1]
+    cases = mal.load_cases(sub, size_hw=(96, 48))
+    x, y, owners, missing = mal.patch_set(cases.values(), patch_mm=30.0, size_px=32, seed=3)
+    one = [mal.lesion_patches(c, patch_mm=30.0, size_px=32, seed=3) for c in cases.values()]
+    np.testing.assert_array_equal(x, np.stack([p for ps, _, _ in one for p in ps]))
+    assert y.tolist() == [v for _, ys, _ in one for v in ys] and missing == sum(m for *_, m in one)
+    assert owners.tolist() == [
+        c.patient_id for c, (_, ys, _) in zip(cases.values(), one, strict=True) for _ in ys
+    ]
+    assert x.dtype == np.float32 and x.shape == (len(y), 3, 32, 32) and y.sum() >= len(cases)
+    # the lazy loader gives the same patches, one image in memory at a time
+    lazy = mal.iter_cases(sub, size_hw=(96, 48))
+    assert inspect.isgenerator(lazy)
+    np.testing.assert_array_equal(mal.patch_set(lazy, patch_mm=30.0, size_px=32, seed=3)[0], x)
+    with pytest.raises(ValueError, match="no malignant finding"):
+        mal.patch_set([], patch_mm=30.0, size_px=32)
+
+
+def test_a_source_without_pixel_spacing_takes_the_given_one(cohort, tmp_path):
+    """CBIS-DDSM's DICOMs carry no PixelSpacing: its patches need ``spacing_mm``; a spacing
+    the manifest or the DICOM gives wins over it."""
+    from mammo_helpers.data.examples import example_dataset
+
+    with pytest.warns(UserWarning, match="dropped"):  # the example's deliberate faults
+        cbis = mh.data.load_source("cbis_ddsm", example_dataset("cbis_ddsm", tmp_path / "cbis"))
+    malignant = mal.study_images(cbis, "cbis_ddsm").query("malignant == 1")
+    assert len(malignant)
+    bare = mal.load_cases(malignant, size_hw=(32, 16))
+    assert {c.spacing_mm for c in bare.values()} == {None}
+    with pytest.raises(ValueError, match="no pixel spacing"):
+        mal.patch_set(bare.values(), patch_mm=2.0, size_px=16)
+    given = mal.load_cases(malignant, size_hw=(32, 16), spacing_mm=0.05)
+    assert {c.spacing_mm for c in given.values()} == {0.05}
+    x, y, _, _ = mal.patch_set(given.values(), patch_mm=2.0, size_px=16)
+    assert y.sum() == sum(len(c.native_boxes) for c in given.values()) and x.shape[1:] == (
+        3,
+        16,
+        16,
+    )
+    phantom = cohort.manifest.iloc[:1]
+    assert next(mal.iter_cases(phantom, size_hw=(96, 48), spacing_mm=0.05)).spacing_mm == 0.6

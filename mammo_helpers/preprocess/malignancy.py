@@ -32,11 +32,13 @@ __all__ = [
     "balanced_ids",
     "image_classes",
     "is_malignant",
+    "iter_cases",
     "lesion_patches",
     "load_case",
     "load_cases",
     "malignant_findings",
     "malignancy_label",
+    "patch_set",
     "study_images",
 ]
 
@@ -180,9 +182,11 @@ def _spacing(*candidates) -> float | None:
     return None
 
 
-def load_case(row, *, size_hw, cohort_root=None) -> Case:
+def load_case(row, *, size_hw, cohort_root=None, spacing_mm: float | None = None) -> Case:
     """A manifest row (``path``, ``image_id``, ``patient_id``, ``laterality``,
-    ``findings``) -> :class:`Case` at ``size_hw`` (paper: 1024 x 512)."""
+    ``findings``) -> :class:`Case` at ``size_hw`` (paper: 1024 x 512). The pixel spacing is
+    the manifest's, else the DICOM header's, else ``spacing_mm`` (for sources whose files
+    carry none: CBIS-DDSM's DICOMs have no PixelSpacing)."""
     dicom = io.read_dicom(row.path)
     res = pipeline_xai_iou(dicom.pixels, getattr(row, "laterality", None), size_hw=size_hw)
     malignant = malignant_findings(row.findings)
@@ -206,20 +210,34 @@ def load_case(row, *, size_hw, cohort_root=None) -> Case:
         native_boxes=native_tf(boxes_from_findings(malignant))[0],
         native_all_boxes=native_tf(boxes_from_findings(row.findings))[0],
         transform=res.box_transform,
-        spacing_mm=_spacing(getattr(row, "pixel_spacing_mm", None), dicom.pixel_spacing_mm),
+        spacing_mm=_spacing(
+            getattr(row, "pixel_spacing_mm", None), dicom.pixel_spacing_mm, spacing_mm
+        ),
         info={"laterality": res.info["laterality"], "flipped": res.info["flipped"]},
     )
 
 
-def load_cases(manifest: pd.DataFrame, *, size_hw, progress: bool = False) -> dict[str, Case]:
-    """:func:`load_case` of every row, keyed by image id; the phantom's lesion masks come
-    from the manifest's ``cohort_root``."""
+def iter_cases(
+    manifest: pd.DataFrame, *, size_hw, spacing_mm: float | None = None, progress: bool = False
+):
+    """:func:`load_case` of each row in turn, one image in memory at a time (chapter 03's
+    patches from a second source); the phantom's lesion masks come from the manifest's
+    ``cohort_root``."""
     from tqdm.auto import tqdm
 
     root = manifest.attrs.get("cohort_root")
     rows = manifest.itertuples(index=False)
     bar = tqdm(rows, total=len(manifest), desc="images", disable=not progress, leave=False)
-    return {str(r.image_id): load_case(r, size_hw=size_hw, cohort_root=root) for r in bar}
+    for r in bar:
+        yield load_case(r, size_hw=size_hw, cohort_root=root, spacing_mm=spacing_mm)
+
+
+def load_cases(
+    manifest: pd.DataFrame, *, size_hw, spacing_mm: float | None = None, progress: bool = False
+) -> dict[str, Case]:
+    """:func:`iter_cases` of every row, keyed by image id (chapter 03)."""
+    cases = iter_cases(manifest, size_hw=size_hw, spacing_mm=spacing_mm, progress=progress)
+    return {c.image_id: c for c in cases}
 
 
 def _patch(native: np.ndarray, box, size_px: int) -> np.ndarray:
@@ -275,3 +293,22 @@ def lesion_patches(
         patches.append(_patch(case.native, normal, size_px))
         labels.append(0)
     return patches, labels, missing
+
+
+def patch_set(
+    cases, *, patch_mm: float, size_px: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Paper 03 §3.1's patch set of some malignant cases (any iterable of :class:`Case`,
+    e.g. :func:`iter_cases`): :func:`lesion_patches` of each, stacked. Returns ``(x (N, 3,
+    s, s) float32, y (N,), patient id per patch (N,), normal patches that found no
+    room)``. Chapter 03's patch classifier; no patch at all is an error."""
+    xs, ys, owners, missing = [], [], [], 0
+    for case in cases:
+        p, y, miss = lesion_patches(case, patch_mm=patch_mm, size_px=size_px, seed=seed)
+        xs += p
+        ys += y
+        owners += [case.patient_id] * len(y)
+        missing += miss
+    if not xs:
+        raise ValueError("patch_set: no malignant finding with a box among the cases")
+    return np.stack(xs), np.array(ys), np.array(owners), missing
