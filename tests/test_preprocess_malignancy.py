@@ -203,3 +203,16 @@ def test_a_source_without_pixel_spacing_takes_the_given_one(cohort, tmp_path):
     )
     phantom = cohort.manifest.iloc[:1]
     assert next(mal.iter_cases(phantom, size_hw=(96, 48), spacing_mm=0.05)).spacing_mm == 0.6
+
+
+def test_a_case_loaded_without_its_native_image_is_the_same_case_without_patches(cohort):
+    df = cohort.manifest
+    row = next(df[mal.image_classes(df) == 1].itertuples())
+    root = df.attrs["cohort_root"]
+    full = mal.load_case(row, size_hw=(96, 48), cohort_root=root)
+    light = mal.load_case(row, size_hw=(96, 48), cohort_root=root, native=False)
+    assert light.native is None and light.native_breast is None
+    for name in ("image", "unit", "breast", "lesion", "boxes", "native_boxes"):
+        np.testing.assert_array_equal(getattr(light, name), getattr(full, name))
+    with pytest.raises(ValueError, match="native=False"):
+        mal.lesion_patches(light, patch_mm=30.0, size_px=32)

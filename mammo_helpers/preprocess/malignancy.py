@@ -138,8 +138,8 @@ class Case:
     breast: np.ndarray
     lesion: np.ndarray
     boxes: np.ndarray
-    native: np.ndarray
-    native_breast: np.ndarray
+    native: np.ndarray | None
+    native_breast: np.ndarray | None
     native_boxes: np.ndarray
     native_all_boxes: np.ndarray
     transform: BoxTransform
@@ -182,11 +182,15 @@ def _spacing(*candidates) -> float | None:
     return None
 
 
-def load_case(row, *, size_hw, cohort_root=None, spacing_mm: float | None = None) -> Case:
+def load_case(
+    row, *, size_hw, cohort_root=None, spacing_mm: float | None = None, native: bool = True
+) -> Case:
     """A manifest row (``path``, ``image_id``, ``patient_id``, ``laterality``,
     ``findings``) -> :class:`Case` at ``size_hw`` (paper: 1024 x 512). The pixel spacing is
     the manifest's, else the DICOM header's, else ``spacing_mm`` (for sources whose files
-    carry none: CBIS-DDSM's DICOMs have no PixelSpacing)."""
+    carry none: CBIS-DDSM's DICOMs have no PixelSpacing). With ``native=False`` the
+    full-resolution image and breast mask are not kept (``None``: no patches can be cut),
+    which is what a whole-image set at the paper scale can hold in memory."""
     dicom = io.read_dicom(row.path)
     res = pipeline_xai_iou(dicom.pixels, getattr(row, "laterality", None), size_hw=size_hw)
     malignant = malignant_findings(row.findings)
@@ -205,8 +209,8 @@ def load_case(row, *, size_hw, cohort_root=None, spacing_mm: float | None = None
         breast=warp_like(res["breast_mask"], res.box_transform),
         lesion=warp_like(full, res.box_transform),
         boxes=res.box_transform(boxes_from_findings(malignant))[0],
-        native=res["flipped"].astype(np.float32),
-        native_breast=warp_like(res["breast_mask"], native_tf),
+        native=res["flipped"].astype(np.float32) if native else None,
+        native_breast=warp_like(res["breast_mask"], native_tf) if native else None,
         native_boxes=native_tf(boxes_from_findings(malignant))[0],
         native_all_boxes=native_tf(boxes_from_findings(row.findings))[0],
         transform=res.box_transform,
@@ -218,7 +222,12 @@ def load_case(row, *, size_hw, cohort_root=None, spacing_mm: float | None = None
 
 
 def iter_cases(
-    manifest: pd.DataFrame, *, size_hw, spacing_mm: float | None = None, progress: bool = False
+    manifest: pd.DataFrame,
+    *,
+    size_hw,
+    spacing_mm: float | None = None,
+    native: bool = True,
+    progress: bool = False,
 ):
     """:func:`load_case` of each row in turn, one image in memory at a time (chapter 03's
     patches from a second source); the phantom's lesion masks come from the manifest's
@@ -229,14 +238,21 @@ def iter_cases(
     rows = manifest.itertuples(index=False)
     bar = tqdm(rows, total=len(manifest), desc="images", disable=not progress, leave=False)
     for r in bar:
-        yield load_case(r, size_hw=size_hw, cohort_root=root, spacing_mm=spacing_mm)
+        yield load_case(r, size_hw=size_hw, cohort_root=root, spacing_mm=spacing_mm, native=native)
 
 
 def load_cases(
-    manifest: pd.DataFrame, *, size_hw, spacing_mm: float | None = None, progress: bool = False
+    manifest: pd.DataFrame,
+    *,
+    size_hw,
+    spacing_mm: float | None = None,
+    native: bool = True,
+    progress: bool = False,
 ) -> dict[str, Case]:
     """:func:`iter_cases` of every row, keyed by image id (chapter 03)."""
-    cases = iter_cases(manifest, size_hw=size_hw, spacing_mm=spacing_mm, progress=progress)
+    cases = iter_cases(
+        manifest, size_hw=size_hw, spacing_mm=spacing_mm, native=native, progress=progress
+    )
     return {c.image_id: c for c in cases}
 
 
@@ -273,6 +289,11 @@ def lesion_patches(
     labels, normal patches that found no room)``. Unlike chapter 00's learnability patches
     (:func:`mammo_helpers.learnability.lesion_patches`), the normal patch comes from the
     lesion's own breast, as in the paper."""
+    if case.native is None:
+        raise ValueError(
+            f"image {case.image_id}: loaded without its full-resolution image (native=False); "
+            "patches are cut from it"
+        )
     spacing_mm = case.spacing_mm
     if spacing_mm is None:
         raise ValueError(
