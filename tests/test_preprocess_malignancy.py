@@ -176,6 +176,10 @@ def test_patch_set_stacks_every_cases_patches_with_its_patient(cohort):
     lazy = mal.iter_cases(sub, size_hw=(96, 48))
     assert inspect.isgenerator(lazy)
     np.testing.assert_array_equal(mal.patch_set(lazy, patch_mm=30.0, size_px=32, seed=3)[0], x)
+    # normals that find no room are counted over every case
+    huge = mal.patch_set(cases.values(), patch_mm=1e4, size_px=8)  # clipped to the image
+    per_case = [mal.lesion_patches(c, patch_mm=1e4, size_px=8)[2] for c in cases.values()]
+    assert sum(m > 0 for m in per_case) >= 2 and huge[3] == sum(per_case)
     with pytest.raises(ValueError, match="no malignant finding"):
         mal.patch_set([], patch_mm=30.0, size_px=32)
 
@@ -216,3 +220,5 @@ def test_a_case_loaded_without_its_native_image_is_the_same_case_without_patches
         np.testing.assert_array_equal(getattr(light, name), getattr(full, name))
     with pytest.raises(ValueError, match="native=False"):
         mal.lesion_patches(light, patch_mm=30.0, size_px=32)
+    lazy = mal.load_cases(df.iloc[:3], size_hw=(96, 48), native=False)
+    assert all(c.native is None and c.native_breast is None for c in lazy.values())
