@@ -182,6 +182,18 @@ def test_patch_set_stacks_every_cases_patches_with_its_patient(cohort):
     assert sum(m > 0 for m in per_case) >= 2 and huge[3] == sum(per_case)
     with pytest.raises(ValueError, match="no malignant finding"):
         mal.patch_set([], patch_mm=30.0, size_px=32)
+    # every field of view in one pass over a source that can be read once
+    several = mal.patch_sets(
+        mal.iter_cases(sub, size_hw=(96, 48)), patch_mms=[30.0, 12.0], size_px=32, seed=3
+    )
+    assert list(several) == [30.0, 12.0]
+    np.testing.assert_array_equal(several[30.0][0], x)
+    alone = mal.patch_set(cases.values(), patch_mm=12.0, size_px=32, seed=3)
+    for got, want in zip(several[12.0], alone, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(several[12.0][0], x)
+    with pytest.raises(ValueError, match="patch_mms is empty"):
+        mal.patch_sets(cases.values(), patch_mms=[], size_px=32)
 
 
 def test_a_source_without_pixel_spacing_takes_the_given_one(cohort, tmp_path):

@@ -39,6 +39,7 @@ __all__ = [
     "malignant_findings",
     "malignancy_label",
     "patch_set",
+    "patch_sets",
     "study_images",
 ]
 
@@ -316,20 +317,37 @@ def lesion_patches(
     return patches, labels, missing
 
 
+def patch_sets(
+    cases, *, patch_mms, size_px: int, seed: int = 0
+) -> dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Paper 03 §3.1's patch set of some malignant cases (any iterable of :class:`Case`,
+    e.g. :func:`iter_cases`) for each field of view in ``patch_mms``, in one pass over the
+    cases (a lazy source reads each image once): :func:`lesion_patches` of each case,
+    stacked. Returns ``{patch_mm: (x (N, 3, s, s) float32, y (N,), patient id per patch
+    (N,), normal patches that found no room)}``. Chapter 03's patch classifier and its
+    field-of-view choice; no field, or no patch at all, is an error."""
+    patch_mms = list(patch_mms)
+    if not patch_mms:
+        raise ValueError("patch_sets: patch_mms is empty; give at least one field of view")
+    acc = {mm: ([], [], [], [0]) for mm in patch_mms}
+    for case in cases:
+        for mm, (xs, ys, owners, missing) in acc.items():
+            p, y, miss = lesion_patches(case, patch_mm=mm, size_px=size_px, seed=seed)
+            xs += p
+            ys += y
+            owners += [case.patient_id] * len(y)
+            missing[0] += miss
+    if not acc[patch_mms[0]][0]:
+        raise ValueError("patch_sets: no malignant finding with a box among the cases")
+    return {
+        mm: (np.stack(xs), np.array(ys), np.array(owners), missing[0])
+        for mm, (xs, ys, owners, missing) in acc.items()
+    }
+
+
 def patch_set(
     cases, *, patch_mm: float, size_px: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Paper 03 §3.1's patch set of some malignant cases (any iterable of :class:`Case`,
-    e.g. :func:`iter_cases`): :func:`lesion_patches` of each, stacked. Returns ``(x (N, 3,
-    s, s) float32, y (N,), patient id per patch (N,), normal patches that found no
-    room)``. Chapter 03's patch classifier; no patch at all is an error."""
-    xs, ys, owners, missing = [], [], [], 0
-    for case in cases:
-        p, y, miss = lesion_patches(case, patch_mm=patch_mm, size_px=size_px, seed=seed)
-        xs += p
-        ys += y
-        owners += [case.patient_id] * len(y)
-        missing += miss
-    if not xs:
-        raise ValueError("patch_set: no malignant finding with a box among the cases")
-    return np.stack(xs), np.array(ys), np.array(owners), missing
+    """:func:`patch_sets` for one field of view, ``patch_mm``: ``(x, y, patient ids,
+    normal patches that found no room)``."""
+    return patch_sets(cases, patch_mms=[patch_mm], size_px=size_px, seed=seed)[patch_mm]
