@@ -160,11 +160,16 @@ def test_malignancy_label_prefers_the_cancer_flag_then_the_findings():
         malignancy_label(df.drop(columns="cancer"), "inbreast")
 
 
+def _patch_set(cases, *, patch_mm, size_px, seed=0):
+    """One field of view of :func:`mal.patch_sets`."""
+    return mal.patch_sets(cases, patch_mms=[patch_mm], size_px=size_px, seed=seed)[patch_mm]
+
+
 def test_patch_set_stacks_every_cases_patches_with_its_patient(cohort):
     df = cohort.manifest
     sub = df[mal.image_classes(df) == 1]
     cases = mal.load_cases(sub, size_hw=(96, 48))
-    x, y, owners, missing = mal.patch_set(cases.values(), patch_mm=30.0, size_px=32, seed=3)
+    x, y, owners, missing = _patch_set(cases.values(), patch_mm=30.0, size_px=32, seed=3)
     one = [mal.lesion_patches(c, patch_mm=30.0, size_px=32, seed=3) for c in cases.values()]
     np.testing.assert_array_equal(x, np.stack([p for ps, _, _ in one for p in ps]))
     assert y.tolist() == [v for _, ys, _ in one for v in ys] and missing == sum(m for *_, m in one)
@@ -175,20 +180,20 @@ def test_patch_set_stacks_every_cases_patches_with_its_patient(cohort):
     # the lazy loader gives the same patches, one image in memory at a time
     lazy = mal.iter_cases(sub, size_hw=(96, 48))
     assert inspect.isgenerator(lazy)
-    np.testing.assert_array_equal(mal.patch_set(lazy, patch_mm=30.0, size_px=32, seed=3)[0], x)
+    np.testing.assert_array_equal(_patch_set(lazy, patch_mm=30.0, size_px=32, seed=3)[0], x)
     # normals that find no room are counted over every case
-    huge = mal.patch_set(cases.values(), patch_mm=1e4, size_px=8)  # clipped to the image
+    huge = _patch_set(cases.values(), patch_mm=1e4, size_px=8)  # clipped to the image
     per_case = [mal.lesion_patches(c, patch_mm=1e4, size_px=8)[2] for c in cases.values()]
     assert sum(m > 0 for m in per_case) >= 2 and huge[3] == sum(per_case)
     with pytest.raises(ValueError, match="no malignant finding"):
-        mal.patch_set([], patch_mm=30.0, size_px=32)
+        _patch_set([], patch_mm=30.0, size_px=32)
     # every field of view in one pass over a source that can be read once
     several = mal.patch_sets(
         mal.iter_cases(sub, size_hw=(96, 48)), patch_mms=[30.0, 12.0], size_px=32, seed=3
     )
     assert list(several) == [30.0, 12.0]
     np.testing.assert_array_equal(several[30.0][0], x)
-    alone = mal.patch_set(cases.values(), patch_mm=12.0, size_px=32, seed=3)
+    alone = _patch_set(cases.values(), patch_mm=12.0, size_px=32, seed=3)
     for got, want in zip(several[12.0], alone, strict=True):
         np.testing.assert_array_equal(got, want)
     assert not np.array_equal(several[12.0][0], x)
@@ -208,10 +213,10 @@ def test_a_source_without_pixel_spacing_takes_the_given_one(cohort, tmp_path):
     bare = mal.load_cases(malignant, size_hw=(32, 16))
     assert {c.spacing_mm for c in bare.values()} == {None}
     with pytest.raises(ValueError, match="no pixel spacing"):
-        mal.patch_set(bare.values(), patch_mm=2.0, size_px=16)
+        _patch_set(bare.values(), patch_mm=2.0, size_px=16)
     given = mal.load_cases(malignant, size_hw=(32, 16), spacing_mm=0.05)
     assert {c.spacing_mm for c in given.values()} == {0.05}
-    x, y, _, _ = mal.patch_set(given.values(), patch_mm=2.0, size_px=16)
+    x, y, _, _ = _patch_set(given.values(), patch_mm=2.0, size_px=16)
     assert y.sum() == sum(len(c.native_boxes) for c in given.values()) and x.shape[1:] == (
         3,
         16,

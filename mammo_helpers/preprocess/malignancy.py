@@ -38,7 +38,6 @@ __all__ = [
     "load_cases",
     "malignant_findings",
     "malignancy_label",
-    "patch_set",
     "patch_sets",
     "study_images",
 ]
@@ -343,11 +342,3 @@ def patch_sets(
         mm: (np.stack(xs), np.array(ys), np.array(owners), missing[0])
         for mm, (xs, ys, owners, missing) in acc.items()
     }
-
-
-def patch_set(
-    cases, *, patch_mm: float, size_px: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """:func:`patch_sets` for one field of view, ``patch_mm``: ``(x, y, patient ids,
-    normal patches that found no room)``."""
-    return patch_sets(cases, patch_mms=[patch_mm], size_px=size_px, seed=seed)[patch_mm]
