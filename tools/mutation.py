@@ -1,4 +1,4 @@
-"""Mutation testing of the foundation's modules with mutmut (``make mutation``; not in CI).
+"""Mutation testing of the package's modules with mutmut (``make mutation``; not in CI).
 
 Each target is mutated in its own scratch copy of the project under ``build/mutation/``
 (the working tree is never touched), with only the tests that cover it, and its kill rate
@@ -36,6 +36,9 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "manifest": (["mammo_helpers/data/manifest.py"], ["tests/test_manifest.py"]),
     "metrics": (["mammo_helpers/metrics.py"], ["tests/test_metrics.py"]),
     "training": (["mammo_helpers/training.py"], ["tests/test_training.py"]),
+    "casecontrol": (["mammo_helpers/data/casecontrol.py"], ["tests/test_data_casecontrol.py"]),
+    "radiomics": (["mammo_helpers/radiomics.py"], ["tests/test_radiomics.py"]),
+    "end2end": (["mammo_helpers/models/end2end.py"], ["tests/test_models_end2end.py"]),
     "phantom": (
         [
             "mammo_helpers/data/phantom/" + m
