@@ -927,6 +927,7 @@ CHAPTER_05_FIGURES = {
     "roc_target.png",
     "loss_curves.png",
     "auc_vs_target_fraction.png",
+    "whole_image_fit.png",
 }
 CHAPTER_05_AUCS = (
     "auc_out_of_domain",
@@ -1008,6 +1009,20 @@ def test_chapter_05_target_keeps_its_pairs_and_tables_follow_from_its_outputs(sm
         assert delta["delta"] == pytest.approx(m[f"auc_{key}"] - base)
     tables = pd.read_csv(out_dir / "tables_2_to_4.csv")
     assert len(tables) == 6 and set(tables.domain) == {"inbreast", "cbis_ddsm", "target"}
+    # what the source models learnt: their test AUCs are those of Tables 2-4
+    fit = pd.read_csv(out_dir / "whole_image_fit.csv").set_index(["model", "domain"])
+    assert len(fit) == 6
+    for r in tables.itertuples():
+        assert fit.loc[(r.model, r.domain), "test"] == pytest.approx(r.auc)
+        assert -1 <= fit.loc[(r.model, r.domain), "r with intensity"] <= 1
+    images = pd.read_csv(out_dir / "domain_counts.csv")
+    properties = pd.DataFrame(m["property_auc"])
+    assert set(zip(properties.domain, properties.split, strict=True)) == {
+        (d, s) for d in images.domain for s in ("train", "test")
+    }
+    # the phantom draws a finding in every malignant view, and in only some of the others
+    assert (properties["number of findings"] > 0.5).all()
+    assert properties[["mean breast intensity", "right breast"]].stack().between(0, 1).all()
 
 
 @pytest.mark.notebook
