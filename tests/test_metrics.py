@@ -218,11 +218,20 @@ def test_wilson_refuses_impossible_counts(k, n, match):
         metrics.wilson_ci(k, n)
 
 
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5])
+def test_wilson_refuses_a_level_outside_0_1(level):
+    with pytest.raises(ValueError, match=r"level must be in \(0, 1\)"):
+        metrics.wilson_ci(3, 10, level)
+
+
 def test_recall_of_one_class_with_its_wilson_interval():
     y = np.array(list("DDDDDAB"))
     pred = np.array(list("DDDCBAB"))
     est = metrics.recall_ci(y, pred, "D")
     assert est.value == 0.6 and (est.low, est.high) == pytest.approx(_wilson(3, 5))
+    ninety = metrics.recall_ci(y, pred, "D", level=0.9)  # z = 1.645: a narrower interval
+    assert (ninety.low, ninety.high) == pytest.approx(_wilson(3, 5, stats.norm.ppf(0.95)))
+    assert ninety.level == 0.9 and est.low < ninety.low < ninety.high < est.high
     with pytest.raises(ValueError, match="no sample of class 'C'"):
         metrics.recall_ci(y, pred, "C")
 
@@ -338,10 +347,70 @@ def test_multilabel_table_hand_case_threshold_and_empty_label():
     assert table.loc["mass", ["precision", "recall", "f1"]].tolist() == [0.5, 0.5, 0.5]
     assert table.loc["mass", "accuracy"] == 0.5
     assert np.isnan(table.loc["calcification", "f1"]) and table.loc["calcification", "support"] == 0
+    # the label without positives fills the same columns with NaN (no column of its own)
+    columns = ["support", "accuracy", "precision", "recall", "f1", "f1_low", "f1_high", "auc"]
+    assert table.columns.tolist() == columns
+    empty = table.loc["calcification", ["recall", "f1", "f1_low", "f1_high", "auc"]]
+    assert empty.isna().all() and table.loc["calcification", "accuracy"] == 1.0
     lower = metrics.multilabel_table(y, p, ("mass", "calcification"), threshold=0.3, n_boot=20)
     assert lower.loc["mass", "recall"] == 1.0
     with pytest.raises(ValueError, match="1 label names for 2 columns"):
         metrics.multilabel_table(y, p, ("mass",))
+    with pytest.raises(ValueError, match=r"y_true must be multi-hot \(0/1\)"):
+        metrics.multilabel_table(y * 2, p, ("mass", "calcification"))
+
+
+def test_multilabel_table_label_in_every_image_has_no_auc_but_its_other_numbers():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    y = np.array([[1, 1], [0, 1], [1, 1], [0, 1], [0, 1]])
+    p = np.array([[0.8, 0.9], [0.3, 0.2], [0.4, 0.7], [0.6, 0.6], [0.1, 0.4]])
+    table = metrics.multilabel_table(y, p, ("mass", "benign"), n_boot=20)
+    pred = (p[:, 1] >= 0.5).astype(int)
+    assert table.loc["benign", "support"] == 5 and np.isnan(table.loc["benign", "auc"])
+    assert table.loc["benign", "recall"] == recall_score(y[:, 1], pred) == 0.6
+    assert table.loc["benign", "precision"] == precision_score(y[:, 1], pred) == 1.0
+    assert table.loc["benign", "f1"] == pytest.approx(f1_score(y[:, 1], pred))
+    assert table.loc["mass", "auc"] == pytest.approx(roc_auc_score(y[:, 0], p[:, 0]))
+
+
+def test_multilabel_table_f1_interval_replays_a_patient_bootstrap_by_hand():
+    """Defaults (1000 resamples, seed 0): the same draws of whole patients (two rows each)
+    as numpy's generator gives, F1 = 2 TP / (2 TP + FP + FN) by hand, percentile interval."""
+    rng = np.random.default_rng(14)
+    y = (rng.random((80, 1)) < 0.4).astype(int)
+    p = np.clip(0.3 * y + 0.7 * rng.random((80, 1)), 0, 1)
+    patients = np.repeat(np.arange(40), 2)
+    table = metrics.multilabel_table(y, p, ("mass",), patients)
+    yk, pk = y[:, 0], (p[:, 0] >= 0.5).astype(int)
+
+    def by_hand(n_boot, seed):
+        draw = np.random.default_rng(seed)
+        values = []
+        for _ in range(n_boot):
+            rows = (2 * draw.integers(0, 40, 40)[:, None] + [0, 1]).ravel()
+            tp = int((yk[rows] & pk[rows]).sum())
+            wrong = int((yk[rows] != pk[rows]).sum())
+            values.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
+        return tuple(np.quantile(values, [0.025, 0.975]))
+
+    expected = by_hand(1000, 0)
+    assert (table.loc["mass", "f1_low"], table.loc["mass", "f1_high"]) == pytest.approx(
+        expected, abs=1e-12
+    )
+    # this data tells the settings apart: one resample more, or another seed, moves a bound
+    assert by_hand(1001, 0) != pytest.approx(expected, abs=1e-9)
+    assert by_hand(1000, 1) != pytest.approx(expected, abs=1e-9)
+
+
+def test_f1_is_scikit_learns_with_0_when_nothing_is_predicted_or_present():
+    from sklearn.metrics import f1_score
+
+    assert metrics.f1([0, 0, 0], [0, 0, 0]) == f1_score([0, 0, 0], [0, 0, 0], zero_division=0)
+    assert metrics.f1([0, 0, 0], [0, 0, 0]) == 0.0  # nothing predicted, nothing present
+    assert metrics.f1([1, 0, 0], [0, 0, 0]) == 0.0  # nothing predicted
+    assert metrics.f1([1, 1, 0, 0], [1, 0, 1, 0]) == 0.5  # TP 1, FP 1, FN 1
+    assert metrics.binary_summary([0, 0], [0.1, 0.2])["f1"] == 0.0
 
 
 def test_f1_thresholds_maximise_f1_and_feed_the_table():
@@ -350,6 +419,7 @@ def test_f1_thresholds_maximise_f1_and_feed_the_table():
     p = np.clip(0.3 * y + 0.6 * rng.random((300, 2)), 0, 1)
     cuts = metrics.f1_thresholds(y, p, ("mass", "none"))
     assert cuts["none"] == 0.5
+    assert metrics.f1_thresholds(y[:, ::-1], p[:, ::-1], ("none", "mass")) == cuts  # any order
     best = max(metrics.f1(y[:, 0], p[:, 0] >= c) for c in np.unique(p[:, 0]))  # brute force
     assert metrics.f1(y[:, 0], p[:, 0] >= cuts["mass"]) == pytest.approx(best)
     table = metrics.multilabel_table(y, p, ("mass", "none"), threshold=cuts, n_boot=10)
@@ -432,6 +502,8 @@ def test_threshold_table_rows_match_a_manual_loop():
         assert row.f1 == pytest.approx(2 * tp / (2 * tp + fp + fn))
     with pytest.raises(ValueError, match="thresholds must be"):
         metrics.threshold_table(y, s, [])
+    with pytest.raises(ValueError, match="thresholds must be"):
+        metrics.threshold_table(y, s, [0.5, None])  # a missing value, not a TypeError
 
 
 # ------------------------------------------------------------------- chapter 04: paired tests
@@ -465,14 +537,17 @@ def test_paired_auc_delta_point_estimate_interval_and_p():
     assert metrics.paired_auc_delta(y, a, b, n_boot=800, seed=2) != est
 
 
-def test_paired_auc_delta_replays_by_hand():
+@pytest.mark.parametrize("seed", [3, None])
+def test_paired_auc_delta_replays_by_hand(seed):
     """The same resampled rows for both scores (one draw per resample), one-class resamples
-    skipped, the percentile interval and the doubled share on the other side of 0."""
+    skipped, the percentile interval and the doubled share on the other side of 0; the
+    seed defaults to 0."""
     rng = np.random.default_rng(10)
     y = np.r_[1, 1, np.zeros(10, int)]  # two positives: some resamples have none
     a, b = y + rng.normal(size=12), 0.5 * y + rng.normal(size=12)
-    est = metrics.paired_auc_delta(y, a, b, n_boot=400, seed=3, level=0.9)
-    draw = np.random.default_rng(3)
+    kw = {} if seed is None else {"seed": seed}
+    est = metrics.paired_auc_delta(y, a, b, n_boot=400, level=0.9, **kw)
+    draw = np.random.default_rng(0 if seed is None else seed)
     deltas = []
     for _ in range(400):
         pick = draw.integers(0, 12, 12)
@@ -618,12 +693,23 @@ def test_froc_normal_images_add_false_positives_and_count_as_images():
     curve = metrics.froc(dets, truths)
     assert _rows(curve) == [(np.inf, 0, 0), (0.9, 1, 0), (0.8, 1, 0.5), (0.6, 1, 1)]
     assert metrics.fp_images(dets, 0.7, truths=truths) == (1, 1)
+    assert metrics.fp_images(dets, 0.8, truths=truths) == (1, 1)  # score >= threshold counts
+    assert metrics.fp_images(dets, 0.6, truths=truths) == (2, 1)
     assert metrics.fp_images(dets, 0.5, truths=truths) == (2, 1)
     assert metrics.fp_images(dets[1:], 0.5) == (2, 1)  # without truths: all images normal
     assert metrics.fp_images(dets, 0.5) == (3, 2)
     assert metrics.fp_images(dets, 0.5, truths=truths, label="calc") == (0, 0)
     no_detection = metrics.froc([_det([], [])] * 2, [_truth([LESION]), _truth([])])
     assert _rows(no_detection) == [(np.inf, 0, 0)]
+
+
+def test_froc_without_any_lesion_has_nan_sensitivity_and_counts_false_positives():
+    dets = [_det([[0, 0, 5, 5], [30, 30, 40, 40]], [0.8, 0.6]), _det([LESION], [0.8])]
+    curve = metrics.froc(dets, [_truth([]), _truth([])])
+    assert curve["threshold"].tolist() == [np.inf, 0.8, 0.6]
+    assert curve["sensitivity"].isna().all() and curve["fpi"].tolist() == [0.0, 1.0, 1.5]
+    assert np.isnan(metrics.tpr_at_fpi(curve))
+    assert metrics.fp_images(dets, 0.6, truths=[_truth([]), _truth([])]) == (3, 2)
 
 
 def test_froc_detection_on_two_lesions_finds_the_larger_iou_first():
@@ -652,6 +738,12 @@ def test_froc_refuses_bad_input():
         metrics.froc([_det([LESION], [0.5])], [_truth([])], iou=0)
     with pytest.raises(ValueError, match="no image"):
         metrics.froc([], [])
+    with pytest.raises(ValueError, match=r"detections\[0\] must be a dict with 'boxes', got list"):
+        metrics.froc([[LESION]], [_truth([])])
+    with pytest.raises(ValueError, match=r"truths\[1\] must be a dict with 'boxes', got NoneType"):
+        metrics.fp_images([_det([], [])] * 2, 0.5, truths=[_truth([]), None])
+    with pytest.raises(ValueError, match=r"truths\[0\] has 1 boxes but 2 labels"):
+        metrics.froc([_det([LESION], [0.5])], [_truth([LESION], ["mass", "calc"])], label="mass")
 
 
 def _iou(p, q):
@@ -743,6 +835,9 @@ def test_tpr_at_fpi_reads_the_curve_as_steps():
         metrics.tpr_at_fpi(curve, -1)
     with pytest.raises(ValueError, match="no column"):
         metrics.tpr_at_fpi(curve.drop(columns="fpi"))
+    with pytest.raises(ValueError, match=r"no column\(s\) \['fpi', 'sensitivity'\]"):
+        metrics.tpr_at_fpi(curve.to_numpy())  # not a table at all
+    assert np.isnan(metrics.tpr_at_fpi(curve.iloc[2:], 0.4))  # no row within the budget
 
 
 # ------------------------------------------------------------------- operating points
