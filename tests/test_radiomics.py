@@ -141,6 +141,21 @@ def test_glcm_of_a_checkerboard_at_distance_1_horizontal():
     assert f["glcm_entropy"] == pytest.approx(1.0)  # bits
 
 
+def test_glcm_of_levels_0_and_1_and_of_a_single_level():
+    full = np.ones((16, 16), bool)
+    f = rad._glcm_features(checkerboard(16).astype(int), full, distances=(1,), angles=(0.0,))
+    # only (0, 1) and (1, 0) pairs, half each: marginal variance 1/4, correlation -1
+    expected = {"contrast": 1.0, "dissimilarity": 1.0, "homogeneity": 0.5}
+    expected.update({"energy": math.sqrt(0.5), "correlation": -1.0, "entropy": 1.0})
+    assert f == pytest.approx({f"glcm_{k}": v for k, v in expected.items()})
+    flat = rad._glcm_features(np.full((16, 16), 31), full)  # all pairs (31, 31)
+    assert math.isnan(flat["glcm_correlation"])  # undefined (skimage would say 1)
+    del flat["glcm_correlation"]
+    expected = {"contrast": 0.0, "dissimilarity": 0.0, "homogeneity": 1.0}
+    expected.update({"energy": 1.0, "entropy": 0.0})
+    assert flat == pytest.approx({f"glcm_{k}": v for k, v in expected.items()})
+
+
 def test_glcm_features_average_the_four_angles():
     f = rad.image_features(checkerboard())  # levels 0 and 31 after quantisation
     # 0 and 90 degrees: only unlike pairs; 45 and 135: only like pairs (both distances odd)
@@ -201,6 +216,7 @@ def test_glrlm_matrices_of_a_hand_counted_image():
     cols = rad._glrlm(HAND_Q.T, full.T, levels=4)
     np.testing.assert_array_equal(rows, [[1, 2, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1], [2, 0, 0, 0]])
     np.testing.assert_array_equal(cols, [[3, 1, 0, 0], [1, 2, 0, 0], [4, 0, 0, 0], [2, 0, 0, 0]])
+    assert rows.dtype.kind == cols.dtype.kind == "i"  # counts of runs
 
 
 def test_glrlm_features_of_a_hand_counted_image():
@@ -270,6 +286,22 @@ def test_sharpness_of_a_ramp_is_its_slope_and_skips_the_skin_line():
     assert rad.image_features(img, mask)["sharp_gradient"] == pytest.approx(1 / 31)
 
 
+def test_sharpness_of_a_parabola_averages_its_slope_over_the_interior_columns():
+    # scaled s = j^2 / 63^2: the Sobel central difference is exact on a parabola, 2 j / 63^2
+    # at column j; the pixels with a 3x3 neighbourhood in the image are columns 1..62
+    img = np.tile(np.arange(64.0) ** 2, (64, 1))
+    assert rad.image_features(img)["sharp_gradient"] == pytest.approx(2 * 31.5 / 63**2)
+
+
+def test_sharpness_inside_a_disc_skips_pixels_touching_the_outside_diagonally():
+    mask = disc(64, 20)
+    cols = np.flatnonzero(mask.any(axis=0))
+    assert (cols.min(), cols.max()) == (13, 51)  # the ramp is scaled by 51 - 13
+    img = np.where(mask, np.tile(np.arange(64.0), (64, 1)), 1e6)
+    # a pixel with an outside 8-neighbour (the disc's stair steps) would see the outside's 0
+    assert rad.image_features(img, mask)["sharp_gradient"] == pytest.approx(1 / 38)
+
+
 # --------------------------------------------------------------------------- fractal
 
 
@@ -286,6 +318,8 @@ def test_box_counting_of_squares_and_lines():
     small[:32, :32] = True  # exact up to 32-px boxes (a quarter of 128); a 64-px box would see 1
     assert rad._box_counting_dimension(small) == pytest.approx(2.0)
     assert math.isnan(rad._box_counting_dimension(np.zeros((64, 64), bool)))
+    assert rad._box_counting_dimension(np.ones((16, 16))) == pytest.approx(2.0)  # 2, 4 px
+    assert math.isnan(rad._box_counting_dimension(np.ones((15, 64))))  # 4 > 15 / 4: one size
 
 
 def test_box_counting_of_a_sierpinski_carpet():
@@ -355,6 +389,13 @@ def test_bad_inputs_raise_naming_the_image(img, mask, problem):
         rad.image_features(img, mask, where="data/p1/L_CC.png")
 
 
+def test_a_0_1_mask_of_any_dtype_is_the_boolean_mask():
+    img, mask = noise_image(seed=10), disc(64, 20)
+    expected = rad.image_features(img, mask)
+    for dtype in (np.uint8, np.int64, np.float64):
+        assert rad.image_features(img, mask.astype(dtype)) == expected
+
+
 def test_a_mask_too_thin_for_texture_raises():
     mask = np.zeros((64, 64), bool)
     mask[:, 10] = True  # one column: no horizontal pairs, no 3x3 interior
@@ -378,6 +419,23 @@ def test_feature_table_rows_and_errors():
         rad.feature_table(bad, None, ["img-8", "img-9"])
     with pytest.raises(ValueError, match="duplicate image id 'a'"):
         rad.feature_table(imgs, None, ["a", "b", "a"])
+
+
+def test_feature_table_lengths_must_agree():
+    imgs = [noise_image(48, seed=s) for s in range(3)]
+    with pytest.raises(ValueError, match="shorter|longer"):
+        rad.feature_table(imgs, None, ["a", "b"])
+    with pytest.raises(ValueError, match="shorter|longer"):
+        rad.feature_table(imgs, [None, None], ["a", "b", "c"])
+
+
+def test_feature_table_shows_a_progress_bar_only_when_asked(capsys):
+    imgs = [noise_image(48, seed=s) for s in range(2)]
+    rad.feature_table(imgs, None, ["a", "b"])
+    assert capsys.readouterr().err == ""
+    rad.feature_table(imgs, None, ["a", "b"], progress=True)
+    err = capsys.readouterr().err
+    assert "radiomics" in err and "2/2" in err
 
 
 def _cohort(n_patients: int = 3):
@@ -439,6 +497,17 @@ def test_patient_vectors_name_what_is_wrong():
     ages.loc[ages["image_id"] == "p1_LCC", "age"] = 70.0
     with pytest.raises(ValueError, match=r"patient 'p1': ages 51.0 .. 70.0"):
         rad.patient_vectors(features, ages, scores)
+
+
+def test_patient_vectors_of_chosen_views_and_of_a_view_nobody_has():
+    images, features, scores = _cohort()
+    vec = rad.patient_vectors(features, images, scores, views=[("R", "MLO"), "L-ML"])
+    expected = [f"{v}__{n}" for v in ("R-MLO", "L-ML") for n in rad.FEATURE_NAMES]
+    assert list(vec.columns) == [*expected, "R-MLO__cnn_score", "L-ML__cnn_score", "age"]
+    assert vec.at["p0", "L-ML__glrlm_sre"] == features.at["p0_LML", "glrlm_sre"]
+    assert vec.at["p2", "L-ML__cnn_score"] == scores["p2_LML"]
+    with pytest.raises(ValueError, match=r"patient 'p\d' lacks view\(s\) R-ML$"):
+        rad.patient_vectors(features, images, scores, views=[*mh.vocab.FOUR_VIEWS, ("R", "ML")])
 
 
 # --------------------------------------------------------------------------- classifier
